@@ -82,6 +82,17 @@ def _cmd_report(args: argparse.Namespace) -> None:
     build_report([Path(p) for p in args.sections], Path(args.out), _params(args.params))
 
 
+def _cmd_collect_metrics(args: argparse.Namespace) -> None:
+    """Merge per-part JSON files into one metrics file keyed by part name."""
+    from genex.utils import read_json, write_json
+
+    merged = {}
+    for path in map(Path, args.inputs):
+        key = path.parent.name if path.name in ("stats.json", "metrics.json") else path.stem
+        merged[key] = read_json(path)
+    write_json(args.out, merged)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genex",
@@ -122,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="{}", help="report options as JSON")
     p.add_argument("--out", required=True, help="report folder (index.html inside)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("collect-metrics", help="merge JSON files into one metrics file")
+    p.add_argument("inputs", nargs="+", help="JSON files; each is keyed by its folder name")
+    p.add_argument("--out", required=True, help="merged metrics file")
+    p.set_defaults(func=_cmd_collect_metrics)
     return parser
 
 

@@ -1,0 +1,49 @@
+# genex: the two commands are `make run` and `make test` (see README.md).
+# Both set up what is missing (Debian packages, .venv, the package) and are idempotent.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.genex-installed
+PROFILE ?= default
+CORES ?= all
+PYTEST_ARGS ?=
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: help run test setup system-packages repro push pull lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+run: setup  ## set up, then run the whole pipeline on the default (embedded) profile
+	$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES) $(if $(filter-out default,$(PROFILE)),--configfile config/$(PROFILE).yaml)
+
+test: setup  ## set up, then run the test suite (tiny profile, CPU)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+setup: system-packages $(STAMP)  ## install Debian packages, .venv and genex (skips what is done)
+
+system-packages:  ## install the Debian packages that are missing (quick when none are)
+	@scripts/install-system-packages.sh
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first and pinned, so a CPU-only machine gets the CPU build
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+repro: setup  ## run the pipeline through DVC (records params, hashes, metrics)
+	$(BIN)/dvc repro
+
+push: setup  ## push versioned data, models and results to the DVC remote
+	$(BIN)/dvc push
+
+lint: setup  ## snakemake's linter
+	$(BIN)/snakemake --lint
+
+clean:  ## remove pipeline outputs (not the venv, not the DVC cache)
+	rm -rf resources results logs .snakemake

@@ -1,0 +1,23 @@
+# genex: generative explanations of audio and radio-map networks.
+# Thin on purpose: configuration, validation, and the rule files. See README.md.
+from snakemake.utils import min_version, validate
+
+min_version("8.20")
+
+
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.report.output.report,
+        rules.dataset_metrics.output,

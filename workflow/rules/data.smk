@@ -1,0 +1,92 @@
+# Data: render the embedded datasets, download the real ones.  resources/<dataset>/
+
+
+rule render_nsynth_sf:
+    output:
+        directory("resources/nsynth-sf"),
+    input:
+        code("data/nsynth_sf.py", "data/soundfont.py"),
+    params:
+        cfg=section("datasets", "nsynth_sf"),
+        seed=config["seed"],
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/render/nsynth-sf.log",
+    benchmark:
+        "logs/benchmarks/render/nsynth-sf.tsv"
+    shell:
+        "genex render nsynth-sf --params {params.cfg:q} --seed {params.seed} --out {output} > {log} 2>&1"
+
+
+rule render_piano_sf:
+    output:
+        directory("resources/piano-sf"),
+    input:
+        code("data/piano_sf.py", "data/piano.py", "data/soundfont.py"),
+    params:
+        cfg=section("datasets", "piano_sf"),
+        seed=config["seed"],
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/render/piano-sf.log",
+    benchmark:
+        "logs/benchmarks/render/piano-sf.tsv"
+    shell:
+        "genex render piano-sf --params {params.cfg:q} --seed {params.seed} --out {output} > {log} 2>&1"
+
+
+rule render_vocal_sf:
+    output:
+        directory("resources/vocal-sf"),
+    input:
+        code("data/vocal_sf.py", "data/vocal.py", "data/soundfont.py"),
+    params:
+        cfg=section("datasets", "vocal_sf"),
+        seed=config["seed"],
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/render/vocal-sf.log",
+    benchmark:
+        "logs/benchmarks/render/vocal-sf.tsv"
+    shell:
+        "genex render vocal-sf --params {params.cfg:q} --seed {params.seed} --out {output} > {log} 2>&1"
+
+
+rule render_radio_sim:
+    output:
+        directory("resources/radio-sim"),
+    input:
+        code("data/radio_sim.py", "data/radio.py"),
+    params:
+        cfg=section("datasets", "radio_sim"),
+        seed=config["seed"],
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/render/radio-sim.log",
+    benchmark:
+        "logs/benchmarks/render/radio-sim.tsv"
+    shell:
+        "genex render radio-sim --params {params.cfg:q} --seed {params.seed} --out {output} > {log} 2>&1"
+
+
+rule download_dataset:
+    output:
+        directory("resources/{dataset}"),
+    input:
+        code("data/download.py", "data/real.py"),
+    params:
+        cfg=lambda wildcards: section("datasets", DOWNLOADED[wildcards.dataset]),
+    wildcard_constraints:
+        dataset="|".join(DOWNLOADED),
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/download/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/download/{dataset}.tsv"
+    shell:
+        "genex download {wildcards.dataset} --params {params.cfg:q} --out {output} > {log} 2>&1"

@@ -1,0 +1,57 @@
+# Report: one section per dataset (and later per study), assembled into results/report/.
+
+
+rule summarize_dataset:
+    output:
+        directory("results/datasets/{dataset}"),
+    input:
+        data=lambda wildcards: dataset_root(wildcards.dataset),
+        code=lambda wildcards: code("report/datasets.py", *READERS[wildcards.dataset]),
+    params:
+        cfg=section("report"),
+        seed=config["seed"],
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/summarize/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/summarize/{dataset}.tsv"
+    shell:
+        "genex summarize {wildcards.dataset} --root {input.data} --params {params.cfg:q} "
+        "--seed {params.seed} --out {output} > {log} 2>&1"
+
+
+rule report:
+    output:
+        report=directory("results/report"),
+    input:
+        sections=expand("results/datasets/{dataset}", dataset=active_datasets()),
+        code=code("report/html.py", "report/templates/index.html"),
+    params:
+        cfg=section("report"),
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/report.log",
+    benchmark:
+        "logs/benchmarks/report.tsv"
+    shell:
+        "genex report {input.sections} --params {params.cfg:q} --out {output.report} > {log} 2>&1"
+
+
+rule dataset_metrics:
+    output:
+        "results/datasets/metrics.json",
+    input:
+        stats=expand("results/datasets/{dataset}", dataset=active_datasets()),
+        code=code(),
+    params:
+        files=lambda wildcards, input: [f"{d}/stats.json" for d in input.stats],
+    log:
+        "logs/dataset_metrics.log",
+    benchmark:
+        "logs/benchmarks/dataset_metrics.tsv"
+    conda:
+        "../envs/genex.yaml"
+    shell:
+        "genex collect-metrics {params.files:q} --out {output} > {log} 2>&1"
