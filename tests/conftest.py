@@ -1,0 +1,73 @@
+"""Shared fixtures: the repository, a tiny-profile pipeline run in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "src", "dvc.yaml", ".dvc", ".dvcignore",
+                  "resources/.gitignore", "results/.gitignore", "results/datasets/.gitignore")
+
+
+def snakemake_cmd(workdir: Path, *args: str, profile: str = "tiny") -> list[str]:
+    """A snakemake command run in ``workdir`` on a profile.
+
+    The workflow is ``workdir``'s own copy when it has one (see :func:`workflow_copy`), so a
+    test may edit its sources without touching the repository; else the repository's.
+    """
+    base = workdir if (workdir / "Snakefile").exists() else REPO
+    cmd = [str(BIN / "snakemake"), "--snakefile", str(base / "Snakefile"),
+           "--directory", str(workdir), "--cores", "2"]
+    if profile != "default":
+        cmd += ["--configfile", str(base / "config" / f"{profile}.yaml")]
+    return cmd + list(args)
+
+
+def workflow_copy(dst: Path) -> Path:
+    """Copy the workflow (Snakefile, rules, config, sources, DVC files) into ``dst``."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", "tmp"))
+        elif src.exists():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / name)
+    return dst
+
+
+def run(cmd: list[str], cwd: Path | None = None, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "GENEX_NO_PROGRESS": "1"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The whole DAG on the tiny profile, once per test session; returns its folder."""
+    workdir = workflow_copy(tmp_path_factory.mktemp("tiny-run"))
+    run(snakemake_cmd(workdir))
+    return workdir
+
+
+@pytest.fixture()
+def copy_of(tmp_path):
+    """Copy a finished run to a fresh folder (tests that change things work on a copy)."""
+    def _copy(src: Path) -> Path:
+        dst = tmp_path / "run"
+        shutil.copytree(src, dst, symlinks=True)
+        return dst
+    return _copy

@@ -1,0 +1,67 @@
+"""The config: the schema accepts every profile, fills defaults, names misspelled keys."""
+
+from __future__ import annotations
+
+import copy
+
+import jsonschema
+import pytest
+import yaml
+from snakemake.utils import update_config, validate
+
+from conftest import REPO, run, snakemake_cmd
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((REPO / "config" / name).read_text())
+
+
+def profile(name: str) -> dict:
+    config = load("config.yaml")
+    if name != "config.yaml":
+        update_config(config, load(name))
+    return config
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "tiny.yaml", "paper.yaml"])
+def test_every_profile_validates(name):
+    validate(profile(name), str(SCHEMA))
+
+
+def test_schema_fills_defaults():
+    config = {"datasets": {"nsynth_sf": {}}}
+    validate(config, str(SCHEMA))
+    assert config["seed"] == 1234
+    assert config["datasets"]["nsynth_sf"]["sample_rate"] == 16000
+    assert config["sources"]["nsynth"] == "nsynth-sf"
+
+
+def test_tiny_overlays_and_keeps_the_rest():
+    default, tiny = profile("config.yaml"), profile("tiny.yaml")
+    assert tiny["seed"] == default["seed"]
+    assert tiny["report"]["examples_per_dataset"] < default["report"]["examples_per_dataset"]
+
+
+def test_misspelled_key_is_named_by_the_schema():
+    config = copy.deepcopy(profile("config.yaml"))
+    config["datasets"]["nsynth_sf"]["programs_per_famly"] = 2
+    with pytest.raises(Exception) as err:
+        validate(config, str(SCHEMA))
+    assert "programs_per_famly" in str(err.value)
+
+
+def test_misspelled_key_fails_the_workflow_with_its_name(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets:\n  radio_sim:\n    transmiters: 3\n")
+    proc = run(snakemake_cmd(tmp_path, "--dry-run", "--configfile", str(bad)), check=False)
+    assert proc.returncode != 0
+    assert "transmiters" in proc.stdout + proc.stderr
+
+
+def test_wrong_type_is_rejected():
+    config = copy.deepcopy(profile("config.yaml"))
+    config["seed"] = "one"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(config, yaml.safe_load(SCHEMA.read_text()))

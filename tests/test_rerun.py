@@ -1,0 +1,72 @@
+"""Incremental reruns: a change reruns exactly what depends on it, nothing reruns nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import yaml
+
+from conftest import run, snakemake_cmd
+
+DATA_RULES = {"render_nsynth_sf", "render_piano_sf", "render_vocal_sf", "render_radio_sim",
+              "download_dataset"}
+
+
+def planned_jobs(workdir, *args) -> dict[str, int]:
+    """Rule -> job count of a dry run (Snakemake's job-stats table)."""
+    proc = run(snakemake_cmd(workdir, "--dry-run", *args))
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:")[1].split("Reasons:")[0]
+    jobs = {}
+    for line in table.splitlines():
+        match = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
+        if match and match.group(1) != "total":
+            jobs[match.group(1)] = int(match.group(2))
+    return jobs
+
+
+def test_touching_nothing_reruns_nothing(tiny_run, copy_of):
+    workdir = copy_of(tiny_run)
+    assert planned_jobs(workdir) == {}
+    t0 = time.perf_counter()
+    run(snakemake_cmd(workdir))
+    assert planned_jobs(workdir) == {}
+    print(f"no-op run: {time.perf_counter() - t0:.2f} s")
+
+
+def test_report_parameter_reruns_only_downstream_rules(tiny_run, copy_of):
+    workdir = copy_of(tiny_run)
+    tiny = workdir / "config" / "tiny.yaml"
+    config = yaml.safe_load(tiny.read_text())
+    config["report"]["examples_per_dataset"] += 1
+    tiny.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(workdir)
+    assert jobs, "a parameter change must rerun something"
+    assert not DATA_RULES & set(jobs), jobs
+    assert {"summarize_dataset", "report"} <= set(jobs), jobs
+
+
+def test_dataset_parameter_reruns_that_dataset_only(tiny_run, copy_of):
+    workdir = copy_of(tiny_run)
+    tiny = workdir / "config" / "tiny.yaml"
+    config = yaml.safe_load(tiny.read_text())
+    config["datasets"]["radio_sim"]["transmitters"] += 1
+    tiny.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(workdir)
+    assert set(jobs) & DATA_RULES == {"render_radio_sim"}, jobs
+    assert jobs["summarize_dataset"] == 1, jobs
+
+
+def test_editing_a_module_reruns_only_the_rules_that_run_it(tiny_run, copy_of):
+    workdir = copy_of(tiny_run)
+    module = workdir / "src" / "genex" / "data" / "radio_sim.py"
+    later = time.time() + 5
+    module.write_text(module.read_text() + "\n# edited\n")
+    os.utime(module, (later, later))
+    jobs = planned_jobs(workdir)
+    assert set(jobs) & DATA_RULES == {"render_radio_sim"}, jobs
+    assert jobs.get("summarize_dataset") == 1, jobs

@@ -1,0 +1,46 @@
+"""The Snakemake workflow: lint-clean, and the tiny profile runs the whole DAG."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import REPO, run, snakemake_cmd
+
+DATASETS = ("nsynth-sf", "piano-sf", "vocal-sf", "radio-sim")
+
+
+def test_lint_is_clean(tmp_path):
+    proc = run(snakemake_cmd(tmp_path, "--lint", profile="default"), check=False)
+    assert "Congratulations" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_default_profile_dag_builds(tmp_path):
+    proc = run(snakemake_cmd(tmp_path, "--dry-run", "--quiet", "rules", profile="default"))
+    for rule in ("render_nsynth_sf", "render_piano_sf", "render_vocal_sf", "render_radio_sim",
+                 "summarize_dataset", "report", "dataset_metrics"):
+        assert rule in proc.stdout
+
+
+def test_paper_profile_downloads_real_data(tmp_path):
+    proc = run(snakemake_cmd(tmp_path, "--dry-run", "--quiet", "rules", profile="paper"))
+    assert "download_dataset" in proc.stdout
+    assert "render_nsynth_sf" not in proc.stdout
+
+
+def test_tiny_dag_writes_report_metrics_logs_and_benchmarks(tiny_run):
+    index = tiny_run / "results" / "report" / "index.html"
+    assert index.is_file()
+    html = index.read_text()
+    metrics = json.loads((tiny_run / "results" / "datasets" / "metrics.json").read_text())
+    assert sorted(metrics) == sorted(DATASETS)
+    for name in DATASETS:
+        assert (tiny_run / "resources" / name / "genex.json").is_file()
+        assert name in html
+        assert (tiny_run / "logs" / "render" / f"{name}.log").is_file()
+        assert (tiny_run / "logs" / "benchmarks" / "render" / f"{name}.tsv").is_file()
+    assert not list((tiny_run / "resources").glob(".*.partial"))
+
+
+def test_second_run_has_nothing_to_do(tiny_run):
+    proc = run(snakemake_cmd(tiny_run, "--dry-run"))
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout
