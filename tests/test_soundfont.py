@@ -57,3 +57,13 @@ def test_sustain_pedal_extends_a_released_note(synth):
 def test_unknown_soundfont_and_program_errors(synth):
     with pytest.raises(KeyError, match="MuseScore_General"):
         synth.render_note("MuseScore_General", 0, 60, 100, 0.1, 0.2)
+
+
+def test_render_does_not_depend_on_the_length_of_the_previous_one():
+    notes = [NoteEvent(0.05, 0.3, 64, 90), NoteEvent(0.31, 0.6, 67, 90)]
+    with SoundfontSynth(44100, ["FluidR3_GM"]) as s:
+        s.render_note("FluidR3_GM", 0, 60, 80, 0.1, 0.2)
+        a = s.render_performance([("FluidR3_GM", 0, notes, [])], duration=0.8)
+        s.render_note("FluidR3_GM", 0, 60, 80, 0.1, 0.2001)  # leaves the block part-used
+        b = s.render_performance([("FluidR3_GM", 0, notes, [])], duration=0.8)
+    assert np.allclose(a, b, atol=1e-2)

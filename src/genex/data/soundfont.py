@@ -102,6 +102,7 @@ class SoundfontSynth:
         if _write_float is None:
             _write_float = _fluidsynth_write_float()
         self.sample_rate = int(sample_rate)
+        self._frames = 0  # rendered so far, to keep renders aligned to FluidSynth's blocks
         self._fs = fluidsynth.Synth(samplerate=float(sample_rate), gain=gain)
         for key, value in (("synth.reverb.active", 0), ("synth.chorus.active", 0)):
             self._fs.setting(key, value)
@@ -131,6 +132,9 @@ class SoundfontSynth:
     def _reset(self) -> None:
         # A full MIDI system reset makes every render independent of the previous
         # one (voices, controllers, modulator phases), hence reproducible.
+        # FluidSynth applies events at 64-frame block boundaries and keeps its position in
+        # the block across calls: realign so every render starts on a block boundary.
+        self._render(-self._frames % _BLOCK)
         self._fs.system_reset()
         self._render(2 * _BLOCK)  # FluidSynth's first block after a reset carries history
 
@@ -147,6 +151,7 @@ class SoundfontSynth:
                               right.ctypes.data_as(ptr), 0, 1)
         if status != 0:
             raise RuntimeError("FluidSynth failed to render audio")
+        self._frames += int(n_frames)
         return 0.5 * (left + right)
 
     def render_note(self, soundfont: str, program: int, pitch: int, velocity: int,
