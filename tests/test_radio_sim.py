@@ -193,7 +193,7 @@ def test_split_is_radiounets_for_700_maps(tmp_path):
     for m in range(700):
         (folder / f"{m}.png").touch()
     parts = RadioMapSeer(tmp_path).split()
-    assert [len(parts[k]) for k in ("train", "val", "test")] == [501, 100, 99]
+    assert [len(parts[k]) for k in ("train", "valid", "test")] == [501, 100, 99]
     order = np.arange(700)
     np.random.RandomState(42).shuffle(order)     # RadioUNet: np.random.seed(42); shuffle
     assert parts["train"] == order[:501].tolist() and parts["test"] == order[601:].tolist()
@@ -203,5 +203,5 @@ def test_split_is_radiounets_for_700_maps(tmp_path):
 
 def test_reader_split_of_the_tiny_set(tiny):
     parts = RadioMapSeer(tiny).split(seed=42, fractions=(0.716, 0.143, 0.141))
-    assert sorted(parts["train"] + parts["val"] + parts["test"]) == list(range(6))
-    assert len(parts["val"]) == 1 and len(parts["test"]) == 1
+    assert sorted(parts["train"] + parts["valid"] + parts["test"]) == list(range(6))
+    assert len(parts["valid"]) == 1 and len(parts["test"]) == 1

@@ -152,7 +152,7 @@ class RadioMapSeer:
             raise ValueError(f"{self.root}: {n} maps are too few for the split {fractions}")
         order = np.random.RandomState(seed).permutation(n)
         maps = [self._maps[i] for i in order]
-        return {"train": maps[:n_train], "val": maps[n_train:n_train + n_val],
+        return {"train": maps[:n_train], "valid": maps[n_train:n_train + n_val],
                 "test": maps[n_train + n_val:]}
 
     def buildings_path(self, m: int, missing: int = 0, version: int = 1) -> Path:
