@@ -189,7 +189,8 @@ def test_summarize_nsynth_counts_and_section(nsynth_root: Path, tmp_path: Path):
     assert stats["families"]["organ"] == {"notes": 3, "instruments": 2}
     assert stats["sample_rate"] == 16000
     assert stats["hours"] == pytest.approx(8 * 0.5 / 3600, abs=1e-4)
-    assert stats["render_seconds"] == 12.5
+    assert "render_seconds" not in stats  # timings vary run to run; metrics must not
+    assert "Rendered on this machine in 12.5 s." in (out / "section.json").read_text()
     assert stats["size_mb"] > 0
 
     section = load_section(out)  # validates the format and every referenced file

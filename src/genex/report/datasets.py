@@ -137,8 +137,11 @@ def summarize(dataset: str, root: Path, out: Path, params: dict, seed: int) -> d
         summary = SUMMARIZERS[kind](root, tmp, options, rng)
         stats = {**summary.stats, **_storage_stats(root)}
         write_json(tmp / "stats.json", stats)
+        seconds = _render_seconds(root)
+        timing = [] if seconds is None else [
+            {"type": "text", "text": f"Rendered on this machine in {seconds:.1f} s."}]
         blocks = [{"type": "text", "text": DESCRIPTIONS[dataset] + f" Source: {source}."},
-                  *summary.blocks,
+                  *summary.blocks, *timing,
                   {"type": "metrics", "path": "stats.json", "caption": "All statistics"}]
         write_json(tmp / "section.json", {"id": dataset, "title": TITLES[dataset],
                                           "group": "Datasets", "order": order,
@@ -584,14 +587,18 @@ def _round(value, digits: int = 4) -> float:
 
 
 def _storage_stats(root: Path) -> dict:
-    """Size on disk (MB, file sizes summed) and render time from the renderer's genex.json."""
+    """Size on disk (MB, file sizes summed)."""
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-    stats: dict[str, Any] = {"size_mb": _round(size / 1e6, 2)}
-    if (root / "genex.json").is_file():
-        seconds = (read_json(root / "genex.json").get("summary") or {}).get("render_seconds")
-        if seconds is not None:
-            stats["render_seconds"] = float(seconds)
-    return stats
+    return {"size_mb": _round(size / 1e6, 2)}
+
+
+def _render_seconds(root: Path) -> float | None:
+    """Render time from the renderer's genex.json: shown in the report, kept out of
+    stats.json, because metrics must be identical for identical inputs."""
+    if not (root / "genex.json").is_file():
+        return None
+    seconds = (read_json(root / "genex.json").get("summary") or {}).get("render_seconds")
+    return None if seconds is None else float(seconds)
 
 
 SUMMARIZERS: dict[str, Callable[[Path, Path, dict, np.random.Generator], Summary]] = {
