@@ -1,0 +1,28 @@
+"""Two tiny runs from scratch give identical metrics and identical data (CPU, fixed seed).
+
+Allowed to differ, and why: ``resources/*/genex.json`` (render time, code version),
+``results/datasets/*/section.json`` and the report built from it (they quote the render
+time), ``logs/`` (timestamps, timings) and ``.snakemake/`` (Snakemake's own bookkeeping).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from conftest import run, snakemake_cmd, workflow_copy
+
+ALLOWED_TO_DIFFER = {"genex.json", "section.json"}
+
+
+def digests(folder):
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in ALLOWED_TO_DIFFER}
+
+
+def test_two_runs_from_scratch_are_identical(tiny_run, tmp_path):
+    second = workflow_copy(tmp_path / "second")
+    run(snakemake_cmd(second))
+    first_metrics = (tiny_run / "results" / "datasets" / "metrics.json").read_text()
+    assert (second / "results" / "datasets" / "metrics.json").read_text() == first_metrics
+    assert digests(second / "resources") == digests(tiny_run / "resources")
+    assert digests(second / "results" / "datasets") == digests(tiny_run / "results" / "datasets")
