@@ -11,7 +11,7 @@ CORES ?= all
 PYTEST_ARGS ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help run test setup system-packages repro push pull lint clean
+.PHONY: help run test test-slurm setup system-packages repro push pull lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -21,6 +21,9 @@ run: setup  ## set up, then run the whole pipeline on the default (embedded) pro
 
 test: setup  ## set up, then run the test suite (tiny profile, CPU)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-slurm: setup  ## the tiny DAG on a one-node SLURM cluster on localhost (root, Debian)
+	$(BIN)/pytest -m slurm tests/test_slurm.py $(PYTEST_ARGS)
 
 setup: system-packages $(STAMP)  ## install Debian packages, .venv and genex (skips what is done)
 
