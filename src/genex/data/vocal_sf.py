@@ -21,7 +21,7 @@ from typing import Collection, Sequence
 
 import numpy as np
 
-from genex.data.soundfont import _BLOCK, ControlEvent, NoteEvent, SoundfontSynth
+from genex.data.soundfont import ControlEvent, NoteEvent, SoundfontSynth
 from genex.data.vocal import segments_from_intervals, split_songs, write_filelists, write_lab
 from genex.utils import progress, write_json, write_wav
 
@@ -336,13 +336,8 @@ def render_song(synth: SoundfontSynth, song: Song, muted: Collection[str] = ()) 
     for t in song.tracks:
         notes = () if t.role in muted else t.notes
         parts.append((t.soundfont, t.program, list(notes), [ControlEvent(0.0, 7, t.volume)]))
-    # FluidSynth applies events at its 64-frame block boundaries and keeps its block
-    # phase across calls; rendering a whole number of blocks keeps that phase fixed, so
-    # a song renders identically whatever was rendered before it.
-    n_frames = int(round(song.duration * synth.sample_rate))
-    padded = -(-n_frames // _BLOCK) * _BLOCK
-    audio = synth.render_performance(parts, padded / synth.sample_rate)
-    return audio[:n_frames]
+    # SoundfontSynth realigns to FluidSynth's blocks itself, whatever was rendered before
+    return synth.render_performance(parts, song.duration)
 
 
 def song_segments(song: Song, release_seconds: float = 0.25,
