@@ -13,6 +13,21 @@ validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.s
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+
+
+# studies (each registers its metrics and report section in STUDIES)
+include: "workflow/rules/nsynth.smk"
+
+
+include: "workflow/rules/piano.smk"
+
+
+include: "workflow/rules/vocal.smk"
+
+
+include: "workflow/rules/radio.smk"
+
+
 include: "workflow/rules/report.smk"
 
 
@@ -21,3 +36,4 @@ rule all:
     input:
         rules.report.output.report,
         rules.dataset_metrics.output,
+        lambda wildcards: study_outputs("metrics"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import logging
 import sys
@@ -33,6 +34,11 @@ DOWNLOADERS = {
     "jamendo": "genex.data.real:download_jamendo",
     "radiomapseer": "genex.data.real:download_radiomapseer",
 }
+
+# Each study module adds its subcommands (`genex <study> <step> ...`) through
+# ``register(subparsers)``; it must import torch and friends inside the commands, not at
+# module level, so that `genex --help` stays fast.
+STUDIES = ("nsynth", "piano", "vocal", "radio")
 
 
 def _load(ref: str):
@@ -138,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="JSON files; each is keyed by its folder name")
     p.add_argument("--out", required=True, help="merged metrics file")
     p.set_defaults(func=_cmd_collect_metrics)
+
+    for study in STUDIES:
+        module = f"genex.studies.{study}"
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module).register(sub)
     return parser
 
 

@@ -44,3 +44,18 @@ def dataset_root(name):
             raise ValueError("sources names maps, but datasets.maps.path is not set in the config")
         return path
     return f"resources/{name}"
+
+
+# study name -> {"metrics": path, "section": folder}; each workflow/rules/<study>.smk adds itself
+STUDIES = {}
+
+
+def study_outputs(kind):
+    """The metrics files or report sections of the registered studies."""
+    return [STUDIES[name][kind] for name in sorted(STUDIES)]
+
+
+def study_dataset(study):
+    """The dataset a study reads (config sources), and its folder."""
+    name = config["sources"][study]
+    return name, dataset_root(name)

@@ -26,6 +26,7 @@ rule report:
         report=directory("results/report"),
     input:
         sections=expand("results/datasets/{dataset}", dataset=active_datasets()),
+        studies=lambda wildcards: study_outputs("section"),
         code=code("report/html.py", "report/templates/index.html"),
     params:
         cfg=section("report"),
@@ -36,7 +37,7 @@ rule report:
     benchmark:
         "logs/benchmarks/report.tsv"
     shell:
-        "genex report {input.sections} --params {params.cfg:q} --out {output.report} > {log} 2>&1"
+        "genex report {input.sections} {input.studies} --params {params.cfg:q} --out {output.report} > {log} 2>&1"
 
 
 rule dataset_metrics:

@@ -1,0 +1,1 @@
+# Study piano: an invertible network for piano transcription, run both ways.

@@ -1,0 +1,1 @@
+# Study radio: matching-pursuit explanations of a radio-map UNet.

@@ -1,0 +1,1 @@
+# Study vocal: activation maximisation of a singing-voice detector through a DCGAN.
