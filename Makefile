@@ -46,8 +46,7 @@ push: setup  ## push versioned data, models and results to the DVC remote
 	$(BIN)/dvc push
 
 pull: setup  ## fetch versioned outputs from the DVC remote and mark them current for Snakemake
-	$(BIN)/dvc pull
-	$(BIN)/snakemake --profile workflow/profiles/default --cores 1 --touch --quiet $(if $(filter-out default,$(PROFILE)),--configfile config/$(PROFILE).yaml)
+	scripts/pull.sh $(if $(filter-out default,$(PROFILE)),--configfile config/$(PROFILE).yaml)
 
 lint: setup  ## snakemake's linter
 	$(BIN)/snakemake --lint

@@ -11,6 +11,9 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 

@@ -14,8 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "src", "dvc.yaml", ".dvc", ".dvcignore",
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "src", "scripts", "dvc.yaml", ".dvc", ".dvcignore",
                   "resources/.gitignore", "results/.gitignore", "results/datasets/.gitignore")
+
+# caches, local DVC settings and bytecode stay behind
+COPY_IGNORE = shutil.ignore_patterns("__pycache__", "tmp", "cache", "config.local")
 
 
 def snakemake_cmd(workdir: Path, *args: str, profile: str = "tiny") -> list[str]:
@@ -38,7 +41,7 @@ def workflow_copy(dst: Path) -> Path:
     for name in WORKFLOW_FILES:
         src = REPO / name
         if src.is_dir():
-            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", "tmp"))
+            shutil.copytree(src, dst / name, ignore=COPY_IGNORE)
         elif src.exists():
             (dst / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / name)

@@ -3,7 +3,8 @@
 
 rule summarize_dataset:
     output:
-        directory("results/datasets/{dataset}"),
+        report(directory("results/datasets/{dataset}"), patterns=["{name}.png"],
+               caption="../report/dataset.rst", category="Datasets"),
     input:
         data=lambda wildcards: dataset_root(wildcards.dataset),
         code=lambda wildcards: code("report/datasets.py", *READERS[wildcards.dataset]),
