@@ -14,7 +14,7 @@ import shutil
 import pytest
 import yaml
 
-from conftest import REPO, run, workflow_copy
+from conftest import REPO, run
 
 GIT = ["git", "-c", "user.name=genex-test", "-c", "user.email=test@genex.invalid"]
 
@@ -32,10 +32,15 @@ def dvc(*args, cwd, **kw):
 
 
 @pytest.fixture(scope="module")
-def dvc_repo(tmp_path_factory):
-    """A git + DVC repository of the workflow on the tiny config, reproduced once."""
+def dvc_repo(tiny_run, tmp_path_factory):
+    """A git + DVC repository of the tiny run, reproduced through DVC.
+
+    As after `make run` then `make repro`: the finished run is copied, so DVC's stages find
+    Snakemake's outputs current and only hash and cache them.
+    """
     root = tmp_path_factory.mktemp("share")
-    repo = workflow_copy(root / "origin")
+    repo = root / "origin"
+    shutil.copytree(tiny_run, repo, symlinks=True)
     config = deep_merge(yaml.safe_load((REPO / "config/config.yaml").read_text()),
                         yaml.safe_load((REPO / "config/tiny.yaml").read_text()))
     (repo / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
