@@ -16,10 +16,15 @@ torch and friends are imported inside the steps (``genex --help`` stays fast).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import os
 import time
 from pathlib import Path
+
+# OpenMP threads that sleep instead of spinning while they wait: on a shared machine (other
+# jobs on the same cores) spinning torch threads slowed these steps down up to 80-fold.
+# Must be set before torch loads its OpenMP runtime, hence at import time.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 log = logging.getLogger("genex.nsynth")
 

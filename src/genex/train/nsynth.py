@@ -54,7 +54,7 @@ def evaluate_classifier(model: nn.Module, x: Tensor, y: Tensor, device: torch.de
 
 def train_classifier(data: dict, params: dict, seed: int, device: torch.device,
                      checkpoints: Path) -> tuple[InstrumentCNN, TrainState]:
-    """Train Φ on ``data["train"]``, choose the epoch with the lowest validation loss.
+    """Train Φ on ``data["train"]``, choose the epoch with the best validation accuracy.
 
     ``data[split] = (x [N, 2, L], y [N])``; params: width, hidden, dropout, epochs,
     batch_size, lr, weight_decay.
@@ -75,7 +75,8 @@ def train_classifier(data: dict, params: dict, seed: int, device: torch.device,
         total = 0.0
         for idx in _batches(len(x_tr), params["batch_size"], epoch_rng(seed, epoch)):
             xb, yb = x_tr[idx].to(device), y_tr[idx].to(device)
-            xb = _augment(xb, params.get("gain_jitter", 0.0), gen)
+            xb = _augment(xb, params.get("gain_jitter", 0.0), params.get("shift_bins", 0),
+                          params.get("phase_dropout", 0.0), gen)
             with autocast(device):
                 loss = F.cross_entropy(model(xb).float(), yb)
             opt.zero_grad(set_to_none=True)
@@ -86,7 +87,8 @@ def train_classifier(data: dict, params: dict, seed: int, device: torch.device,
         sched.step()
         val_loss, val_acc = evaluate_classifier(model, x_va, y_va, device)
         state.epoch = epoch + 1
-        best = state.improved(val_loss)
+        # best = highest validation accuracy (the loss breaks ties): the number that matters
+        best = state.improved((1.0 - val_acc) + 1e-3 * val_loss)
         state.history.append({"epoch": state.epoch, "train_loss": round(total / len(x_tr), 6),
                               "valid_loss": round(val_loss, 6), "valid_accuracy": round(val_acc, 6)})
         log.info("classifier epoch %d: train loss %.4f, valid loss %.4f, valid accuracy %.3f%s",
@@ -96,12 +98,25 @@ def train_classifier(data: dict, params: dict, seed: int, device: torch.device,
     return model.eval(), state
 
 
-def _augment(x: Tensor, gain_jitter: float, gen: torch.Generator) -> Tensor:
-    """Random per-note magnitude gain (±gain_jitter, relative): robustness to level, cheap."""
-    if gain_jitter <= 0:
-        return x
-    g = 1.0 + gain_jitter * (2 * torch.rand(x.shape[0], 1, 1, generator=gen) - 1)
-    return torch.cat([x[:, :1] * g.to(x), x[:, 1:]], dim=1)
+def _augment(x: Tensor, gain_jitter: float, shift_bins: int, phase_dropout: float,
+             gen: torch.Generator) -> Tensor:
+    """Augmentation: a random per-note magnitude gain (±gain_jitter, relative), a random
+    shift by up to ±shift_bins along the log-frequency axis (a transposition: ~10 bins per
+    semitone), so Φ learns timbre rather than the training instruments' exact pitches, and
+    the phase channel zeroed in a share ``phase_dropout`` of the notes (the phase of a
+    soundfont note identifies its sample, which does not generalise to unseen instruments)."""
+    if phase_dropout > 0:
+        keep = (torch.rand(x.shape[0], 1, 1, generator=gen) >= phase_dropout).to(x)
+        x = torch.cat([x[:, :1], x[:, 1:] * keep], dim=1)
+    if gain_jitter > 0:
+        g = 1.0 + gain_jitter * (2 * torch.rand(x.shape[0], 1, 1, generator=gen) - 1)
+        x = torch.cat([x[:, :1] * g.to(x), x[:, 1:]], dim=1)
+    if shift_bins > 0:
+        length = x.shape[-1]
+        shift = torch.randint(-shift_bins, shift_bins + 1, (x.shape[0], 1, 1), generator=gen)
+        index = (torch.arange(length).view(1, 1, -1) - shift) % length
+        x = torch.gather(x, 2, index.expand(-1, x.shape[1], -1).to(x.device))
+    return x
 
 
 def random_masks(n: int, length: int, rng: np.random.Generator, channel_drop: float = 0.2) -> Tensor:
