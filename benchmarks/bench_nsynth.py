@@ -15,11 +15,14 @@ import platform
 import time
 from pathlib import Path
 
-import torch
+# sleeping (not spinning) OpenMP waits, as the study's steps use (see genex.studies.nsynth)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from genex.explain import ComponentMap, RDEConcrete, RDEL1
-from genex.explain.nsynth import generative_infiller
-from genex.models.nsynth import Inpainter, InstrumentCNN
+import torch  # noqa: E402 - after the OpenMP setting
+
+from genex.explain import ComponentMap, RDEConcrete, RDEL1  # noqa: E402
+from genex.explain.nsynth import generative_infiller  # noqa: E402
+from genex.models.nsynth import Inpainter, InstrumentCNN  # noqa: E402
 
 
 def _rate(explainer, x: torch.Tensor, device: torch.device, one_at_a_time: bool) -> float:
@@ -59,7 +62,8 @@ def main() -> None:
     results = {"device": str(device), "device_name": (torch.cuda.get_device_name(device)
                                                       if device.type == "cuda" else platform.processor() or platform.machine()),
                "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "cpu_count": os.cpu_count(), "load_average_1min": os.getloadavg()[0],
+               "cpu_count": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
+               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                "batch": args.batch, "single": args.single, "steps": args.steps, "draws": args.draws,
                "classifier": "InstrumentCNN(width 8)", "infiller": "GAN Inpainter(width 0.125)"}
     for name, cls in (("concrete", RDEConcrete), ("l1", RDEL1)):
