@@ -99,7 +99,7 @@ def _plot_fig2(x, masks, families: list[str], names: list[str], path: Path, titl
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(("magnitude", "phase / π")[ch], fontsize=9)
-        axes[row, 0].set_ylabel(f"{families[row]}\n{names[row]}", fontsize=7)
+        axes[row, 0].set_ylabel(families[row], fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel("frequency (Hz)")
     fig.suptitle(title)
@@ -116,8 +116,9 @@ def _plot_curve(curve: dict, path: Path) -> None:
     keep = curve["keep_percent"]
     fig, ax = plt.subplots(figsize=(7, 4))
     for m in METHODS:
-        if m in curve:
-            ax.plot(keep, curve[m], marker="o", ms=3, label=m)
+        if m in curve:  # distortion 0 (everything kept) has no place on a log axis
+            pts = [(k, d) for k, d in zip(keep, curve[m]) if d > 0]
+            ax.plot([k for k, _ in pts], [d for _, d in pts], marker="o", ms=3, label=m)
     ax.set_xscale("symlog", linthresh=1)
     ax.set_yscale("log")
     ax.set_xlabel("components kept (%), by each method's ranking; rest inpainted by the GAN")
