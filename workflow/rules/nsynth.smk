@@ -1,1 +1,197 @@
 # Study nsynth: rate-distortion explanations of an instrument classifier with an inpainting GAN.
+# features -> train_classifier -> train_inpainter -> explain_notes / explain_classes / evaluate
+# -> nsynth_report (metrics.json + section). Each rule gets only the config subsection it uses.
+
+STUDIES["nsynth"] = {"metrics": "results/nsynth/metrics.json", "section": "results/nsynth/section"}
+
+NSYNTH_DATA = study_dataset("nsynth")[1]
+NSYNTH_MODELS = ["models/nsynth.py", "train/checkpoint.py"]
+
+
+rule nsynth_features:
+    output:
+        directory("results/nsynth/features"),
+    input:
+        data=NSYNTH_DATA,
+        code=code("studies/nsynth.py", "features/spectrum.py", "data/nsynth.py"),
+    params:
+        cfg=section("nsynth", "features"),
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/nsynth/features.log",
+    benchmark:
+        "logs/benchmarks/nsynth/features.tsv"
+    shell:
+        "genex nsynth features --root {input.data} --params {params.cfg:q} --out {output} > {log} 2>&1"
+
+
+rule nsynth_train_classifier:
+    output:
+        directory("results/nsynth/classifier"),
+    input:
+        features="results/nsynth/features",
+        code=code("studies/nsynth.py", "train/nsynth.py", "metrics/frechet.py", *NSYNTH_MODELS),
+    params:
+        cfg=section("nsynth", "classifier"),
+        seed=config["seed"],
+        device=config["device"],
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/nsynth/train_classifier.log",
+    benchmark:
+        "logs/benchmarks/nsynth/train_classifier.tsv"
+    shell:
+        "genex nsynth train-classifier --features {input.features} --params {params.cfg:q} "
+        "--seed {params.seed} --threads {threads} --device {params.device} "
+        "--checkpoints results/nsynth/checkpoints/classifier --out {output} > {log} 2>&1"
+
+
+rule nsynth_train_inpainter:
+    output:
+        directory("results/nsynth/inpainter"),
+    input:
+        features="results/nsynth/features",
+        classifier="results/nsynth/classifier",
+        code=code("studies/nsynth.py", "train/nsynth.py", "metrics/frechet.py", *NSYNTH_MODELS),
+    params:
+        cfg=section("nsynth", "inpainter"),
+        seed=config["seed"],
+        device=config["device"],
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/nsynth/train_inpainter.log",
+    benchmark:
+        "logs/benchmarks/nsynth/train_inpainter.tsv"
+    shell:
+        "genex nsynth train-inpainter --features {input.features} --classifier {input.classifier} "
+        "--params {params.cfg:q} --seed {params.seed} --threads {threads} --device {params.device} "
+        "--checkpoints results/nsynth/checkpoints/inpainter --out {output} > {log} 2>&1"
+
+
+NSYNTH_EXPLAIN_CODE = code("studies/nsynth.py", "explain/nsynth.py", "explain/rde.py",
+                           "explain/infill.py", "explain/target.py", "features/spectrum.py",
+                           *NSYNTH_MODELS)
+
+
+rule nsynth_explain_notes:
+    output:
+        directory("results/nsynth/notes"),
+    input:
+        features="results/nsynth/features",
+        classifier="results/nsynth/classifier",
+        inpainter="results/nsynth/inpainter",
+        code=NSYNTH_EXPLAIN_CODE,
+    params:
+        cfg=section("nsynth", "rde"),
+        seed=config["seed"],
+        device=config["device"],
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/nsynth/explain_notes.log",
+    benchmark:
+        "logs/benchmarks/nsynth/explain_notes.tsv"
+    shell:
+        "genex nsynth explain-notes --features {input.features} --classifier {input.classifier} "
+        "--inpainter {input.inpainter} --params {params.cfg:q} --seed {params.seed} "
+        "--threads {threads} --device {params.device} --out {output} > {log} 2>&1"
+
+
+rule nsynth_explain_classes:
+    output:
+        directory("results/nsynth/classes"),
+    input:
+        features="results/nsynth/features",
+        classifier="results/nsynth/classifier",
+        inpainter="results/nsynth/inpainter",
+        code=NSYNTH_EXPLAIN_CODE,
+    params:
+        cfg=section("nsynth", "rde"),
+        seed=config["seed"],
+        device=config["device"],
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/nsynth/explain_classes.log",
+    benchmark:
+        "logs/benchmarks/nsynth/explain_classes.tsv"
+    shell:
+        "genex nsynth explain-classes --features {input.features} --classifier {input.classifier} "
+        "--inpainter {input.inpainter} --params {params.cfg:q} --seed {params.seed} "
+        "--threads {threads} --device {params.device} --out {output} > {log} 2>&1"
+
+
+rule nsynth_evaluate:
+    output:
+        directory("results/nsynth/evaluation"),
+    input:
+        features="results/nsynth/features",
+        classifier="results/nsynth/classifier",
+        inpainter="results/nsynth/inpainter",
+        notes="results/nsynth/notes",
+        code=NSYNTH_EXPLAIN_CODE + code("metrics/nsynth.py", "metrics/frechet.py", "explain/baselines.py"),
+    params:
+        # the sanity check reruns RDE, so this rule also takes the rde subsection
+        cfg=lambda wildcards: json.dumps({"evaluation": config["nsynth"]["evaluation"],
+                                          "rde": config["nsynth"]["rde"]},
+                                         sort_keys=True, separators=(",", ":")),
+        seed=config["seed"],
+        device=config["device"],
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/nsynth/evaluate.log",
+    benchmark:
+        "logs/benchmarks/nsynth/evaluate.tsv"
+    shell:
+        "genex nsynth evaluate --features {input.features} --classifier {input.classifier} "
+        "--inpainter {input.inpainter} --notes {input.notes} --params {params.cfg:q} "
+        "--seed {params.seed} --threads {threads} --device {params.device} --out {output} > {log} 2>&1"
+
+
+rule nsynth_report:
+    output:
+        metrics="results/nsynth/metrics.json",
+        curve="results/nsynth/deletion_curve.csv",
+        section=report(directory("results/nsynth/section"), patterns=["{name}.png"],
+                       caption="../report/nsynth.rst", category="nsynth"),
+    input:
+        features="results/nsynth/features",
+        classifier="results/nsynth/classifier",
+        inpainter="results/nsynth/inpainter",
+        notes="results/nsynth/notes",
+        classes="results/nsynth/classes",
+        evaluation="results/nsynth/evaluation",
+        code=code("studies/nsynth.py", "report/nsynth.py", "features/spectrum.py"),
+    params:
+        cfg=section("nsynth", "report"),
+        seed=config["seed"],
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/nsynth/report.log",
+    benchmark:
+        "logs/benchmarks/nsynth/report.tsv"
+    shell:
+        "genex nsynth report --features {input.features} --classifier {input.classifier} "
+        "--inpainter {input.inpainter} --notes {input.notes} --classes {input.classes} "
+        "--evaluation {input.evaluation} --params {params.cfg:q} --seed {params.seed} "
+        "--metrics {output.metrics} --curve {output.curve} --out {output.section} > {log} 2>&1"
