@@ -31,7 +31,7 @@ def snakemake_cmd(workdir: Path, *args: str, profile: str = "tiny") -> list[str]
     cmd = [str(BIN / "snakemake"), "--snakefile", str(base / "Snakefile"),
            "--directory", str(workdir), "--cores", "2"]
     if profile != "default":
-        cmd += ["--configfile", str(base / "config" / f"{profile}.yaml")]
+        cmd += [f"--configfile={base / 'config' / f'{profile}.yaml'}"]  # "=": a target may follow
     return cmd + list(args)
 
 

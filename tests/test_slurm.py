@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, REPO, run, snakemake_cmd, workflow_copy
+from conftest import REPO, run, snakemake_cmd, workflow_copy
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 SCRIPT = REPO / "scripts" / "slurm-local.sh"

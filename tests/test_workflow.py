@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import REPO, run, snakemake_cmd
+from conftest import run, snakemake_cmd
 
 DATASETS = ("nsynth-sf", "piano-sf", "vocal-sf", "radio-sim")
 

@@ -17,14 +17,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 from pathlib import Path
-
-# OpenMP threads that sleep instead of spinning while they wait: on a shared machine (other
-# jobs on the same cores) spinning torch threads slowed these steps down up to 80-fold.
-# Must be set before torch loads its OpenMP runtime, hence at import time.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 log = logging.getLogger("genex.nsynth")
 
@@ -272,7 +266,6 @@ def _write_listenable(folder: Path, feats: dict, index, x, mask, inpainter, para
 
 def cmd_explain_classes(args: argparse.Namespace) -> None:
     """Table 1: magnitude-vs-phase keep probabilities per family over the test notes."""
-    import torch
 
     from genex.explain.nsynth import class_query, generative_infiller
     from genex.utils import atomic_dir, write_json
