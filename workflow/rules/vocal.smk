@@ -135,6 +135,8 @@ rule vocal_activation_max:
 rule vocal_report:
     output:
         metrics="results/vocal/metrics.json",
+        detector_curve="results/vocal/detector_history.csv",
+        gan_curve="results/vocal/gan_history.csv",
         section=report(directory("results/vocal/section"), patterns=["{name}.png"],
                        caption="../report/vocal.rst", category="vocal"),
     input:
@@ -156,4 +158,5 @@ rule vocal_report:
     shell:
         "genex vocal report --features {input.features} --evaluation {input.evaluation} "
         "--detector {input.detector} --gan {input.gan} --am {input.am} --params {params.cfg:q} "
-        "--seed {params.seed} --metrics {output.metrics} --section {output.section} > {log} 2>&1"
+        "--seed {params.seed} --metrics {output.metrics} --section {output.section} "
+        "--curves {output.detector_curve} {output.gan_curve} > {log} 2>&1"

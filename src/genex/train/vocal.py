@@ -112,7 +112,7 @@ def train_detector(train: SplitFeatures, valid: SplitFeatures, params: dict, poo
             scaler.step(opt)
             scaler.update()
             state.step += 1
-            total += float(loss) * len(b)
+            total += float(loss.detach()) * len(b)
         logits = predict(model, valid, valid_idx, frames, device)
         val_loss = float(F.binary_cross_entropy_with_logits(torch.from_numpy(logits),
                                                             torch.from_numpy(valid_y)))
@@ -195,7 +195,7 @@ def train_gan(train: SplitFeatures, valid: SplitFeatures, params: dict, pool: tu
             scaler.step(opt_g)
             scaler.update()
             state.step += 1
-            d_sum, g_sum = d_sum + float(d_loss) * len(b), g_sum + float(g_loss) * len(b)
+            d_sum, g_sum = d_sum + float(d_loss.detach()) * len(b), g_sum + float(g_loss.detach()) * len(b)
         gen.eval()
         with torch.no_grad():
             fake = torch.cat([gen(z.to(device)).float().cpu() for z in fixed_z.split(256)])
