@@ -21,6 +21,7 @@ DEFAULTS: dict = {"examples_shown": 4, "audio_examples": 1, "griffin_lim_iters":
 # detector paper's Jamendo numbers are not in SPECS.md either, so they are not quoted.
 PAPER = {"lrs": [0.1, 0.01, 0.001], "lambdas": [0.1, 0.01, 0.001], "iterations": [100, 500, 1000],
          "examples": 50, "z_dim": 128}
+AUDIO_CLIP = 6.0  # standard deviations: generated mels are clipped to this before mel → audio
 LABELS = {"best": "C1 (best)", "median": "C2 (median)", "worst": "C3 (worst)"}
 
 
@@ -204,6 +205,9 @@ def write_report(features: Path, evaluation: Path, detector: Path, gan: Path, am
             for label, mel in _audio_sets(arrays, direction, ref_key, d, am_order[direction], pool,
                                           frames, p):
                 name = f"{direction}_{label}.wav"
+                # AM with a large lr and a weak prior drives G(z) far outside the data
+                # range; clip before undoing the log so Griffin-Lim stays finite
+                mel = np.clip(mel, -AUDIO_CLIP, AUDIO_CLIP)
                 write_wav(tmp / name, mel_to_audio(mel, mean, std, fp, p["griffin_lim_iters"]), fp["sample_rate"])
                 blocks.append({"type": "audio", "path": name, "caption": f"{direction}: {label} (Griffin-Lim)"})
         write_json(tmp / "section.json", {"id": "vocal", "title": "Vocal: GAN activation maximisation",
