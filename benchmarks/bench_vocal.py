@@ -18,7 +18,8 @@ import platform
 import time
 from pathlib import Path
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the workflow's steps (genex.studies.vocal)
+import torch  # noqa: E402
 import yaml
 
 from genex.explain.vocal_am import maximise, trajectories
@@ -87,6 +88,7 @@ def main() -> None:
         "profile": args.profile, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "load_average_1min": os.getloadavg()[0], "batch_rows": am["examples"] * len(trajs),
         "steps_timed": args.steps,
         "batched_example_steps_per_s": batched, "batched_steps_per_s": batched / (am["examples"] * len(trajs)),
