@@ -20,6 +20,7 @@ import torch
 
 from genex.explain.vocal_am import (DIRECTIONS, config_name, maximise, reference_responses,
                                     response_frechet, select, trajectories)
+from genex.metrics.vocal import sigmoid  # stable for the huge logits of extreme configurations
 
 log = logging.getLogger("genex.vocal")
 
@@ -102,7 +103,7 @@ def run_activation_max(features: Path, detector, gen, params: dict, seed: int, d
                     "lr": traj.lr, "lambda": traj.lam, "iterations": it,
                     "frechet": response_frechet(r, reference), "mean_response": float(r.mean()),
                     "std_response": float(r.std()),
-                    "mean_probability": float(np.mean(1 / (1 + np.exp(-r)))),
+                    "mean_probability": float(np.mean(sigmoid(r))),
                     "mean_z_norm": float(snaps[it][t_i].norm(dim=1).mean()),
                 }
                 images.append(x[:, 0].cpu().numpy())
@@ -112,7 +113,7 @@ def run_activation_max(features: Path, detector, gen, params: dict, seed: int, d
             "selected": select({k: v["frechet"] for k, v in configs.items()}),
             "random_z": {"frechet": response_frechet(r0, reference), "mean_response": float(r0.mean()),
                          "std_response": float(r0.std()),
-                         "mean_probability": float(np.mean(1 / (1 + np.exp(-r0))))},
+                         "mean_probability": float(np.mean(sigmoid(r0)))},
             "reference": {"mean_response": float(reference.mean()), "std_response": float(reference.std()),
                           "excerpts": n},
         }
