@@ -1,1 +1,162 @@
 # Study vocal: activation maximisation of a singing-voice detector through a DCGAN.
+#   features → train_detector → evaluate_detector
+#            → train_gan ──────→ activation_max → vocal_report (metrics.json + section)
+# Each rule gets only its config subsection, so e.g. an `am` change reruns AM and the report.
+
+STUDIES["vocal"] = {"metrics": "results/vocal/metrics.json", "section": "results/vocal/section"}
+VOCAL_DATASET, VOCAL_ROOT = study_dataset("vocal")
+
+
+rule vocal_features:
+    output:
+        directory("results/vocal/features"),
+    input:
+        data=VOCAL_ROOT,
+        code=code("studies/vocal.py", "features/vocal_mel.py", *READERS[VOCAL_DATASET]),
+    params:
+        cfg=section("vocal", "features"),
+        seed=config["seed"],
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/vocal/features.log",
+    benchmark:
+        "logs/benchmarks/vocal/features.tsv"
+    shell:
+        "genex vocal features --root {input.data} --params {params.cfg:q} --seed {params.seed} "
+        "--out {output} > {log} 2>&1"
+
+
+rule vocal_train_detector:
+    output:
+        directory("results/vocal/detector"),
+    input:
+        features=rules.vocal_features.output,
+        code=code("studies/vocal.py", "features/vocal_mel.py", "models/vocal.py", "train/vocal.py",
+                  "train/checkpoint.py"),
+    params:
+        cfg=section("vocal", "detector"),
+        seed=config["seed"],
+        device=config["device"],
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/vocal/train_detector.log",
+    benchmark:
+        "logs/benchmarks/vocal/train_detector.tsv"
+    shell:
+        "genex vocal train-detector --features {input.features} --params {params.cfg:q} "
+        "--seed {params.seed} --threads {threads} --device {params.device} "
+        "--checkpoints results/vocal/checkpoints/detector --out {output} > {log} 2>&1"
+
+
+rule vocal_train_gan:
+    output:
+        directory("results/vocal/gan"),
+    input:
+        features=rules.vocal_features.output,
+        code=code("studies/vocal.py", "features/vocal_mel.py", "models/vocal.py", "train/vocal.py",
+                  "train/checkpoint.py", "metrics/frechet.py"),
+    params:
+        cfg=section("vocal", "gan"),
+        seed=config["seed"],
+        device=config["device"],
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/vocal/train_gan.log",
+    benchmark:
+        "logs/benchmarks/vocal/train_gan.tsv"
+    shell:
+        "genex vocal train-gan --features {input.features} --params {params.cfg:q} "
+        "--seed {params.seed} --threads {threads} --device {params.device} "
+        "--checkpoints results/vocal/checkpoints/gan --out {output} > {log} 2>&1"
+
+
+rule vocal_evaluate_detector:
+    output:
+        "results/vocal/evaluation/detector.json",
+    input:
+        features=rules.vocal_features.output,
+        detector=rules.vocal_train_detector.output,
+        code=code("studies/vocal.py", "features/vocal_mel.py", "models/vocal.py", "train/vocal.py",
+                  "metrics/vocal.py"),
+    params:
+        cfg=section("vocal", "evaluate"),
+        seed=config["seed"],
+        device=config["device"],
+    threads: workflow.cores
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/vocal/evaluate_detector.log",
+    benchmark:
+        "logs/benchmarks/vocal/evaluate_detector.tsv"
+    shell:
+        "genex vocal evaluate-detector --features {input.features} --detector {input.detector} "
+        "--params {params.cfg:q} --seed {params.seed} --threads {threads} --device {params.device} "
+        "--out {output} > {log} 2>&1"
+
+
+rule vocal_activation_max:
+    output:
+        directory("results/vocal/am"),
+    input:
+        features=rules.vocal_features.output,
+        detector=rules.vocal_train_detector.output,
+        gan=rules.vocal_train_gan.output,
+        code=code("studies/vocal.py", "features/vocal_mel.py", "models/vocal.py", "train/vocal.py",
+                  "explain/vocal_am.py", "explain/vocal_run.py", "metrics/frechet.py", "metrics/vocal.py"),
+    params:
+        cfg=section("vocal", "am"),
+        seed=config["seed"],
+        device=config["device"],
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/vocal/activation_max.log",
+    benchmark:
+        "logs/benchmarks/vocal/activation_max.tsv"
+    shell:
+        "genex vocal activation-max --features {input.features} --detector {input.detector} "
+        "--gan {input.gan} --params {params.cfg:q} --seed {params.seed} --threads {threads} "
+        "--device {params.device} --out {output} > {log} 2>&1"
+
+
+rule vocal_report:
+    output:
+        metrics="results/vocal/metrics.json",
+        detector_curve="results/vocal/detector_history.csv",
+        gan_curve="results/vocal/gan_history.csv",
+        section=report(directory("results/vocal/section"), patterns=["{name}.png"],
+                       caption="../report/vocal.rst", category="vocal"),
+    input:
+        features=rules.vocal_features.output,
+        evaluation=rules.vocal_evaluate_detector.output,
+        detector=rules.vocal_train_detector.output,
+        gan=rules.vocal_train_gan.output,
+        am=rules.vocal_activation_max.output,
+        code=code("studies/vocal.py", "features/vocal_mel.py", "report/vocal.py"),
+    params:
+        cfg=section("vocal", "report"),
+        seed=config["seed"],
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/vocal/report.log",
+    benchmark:
+        "logs/benchmarks/vocal/report.tsv"
+    shell:
+        "genex vocal report --features {input.features} --evaluation {input.evaluation} "
+        "--detector {input.detector} --gan {input.gan} --am {input.am} --params {params.cfg:q} "
+        "--seed {params.seed} --metrics {output.metrics} --section {output.section} "
+        "--curves {output.detector_curve} {output.gan_curve} > {log} 2>&1"
