@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -24,19 +23,8 @@ def _params(text: str) -> dict:
     return parse(text)
 
 
-def _passive_threads() -> None:
-    """Let idle OpenMP threads sleep rather than spin (before torch loads libgomp).
-
-    On a machine shared with other jobs, spinning threads wait on each other's time
-    slices: small convolutions on 2 threads ran 5x slower than with passive waits.
-    Results do not change; an explicit OMP_WAIT_POLICY wins.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def _setup(args: argparse.Namespace):
     """Seed, threads and device of a torch step."""
-    _passive_threads()
     import torch  # noqa: F401 - seed_everything seeds torch only once it is imported
 
     from genex.train.checkpoint import resolve_device, set_threads
