@@ -77,6 +77,12 @@ def load_cnn(path: str | Path) -> FramewiseCNN:
 
 # ----------------------------------------------------------------------------- INN
 
+def resume_key(params: dict) -> dict:
+    """The parameters a checkpoint must match: all but ``epochs``, so that a longer or shorter
+    schedule continues from the checkpoint instead of starting again."""
+    return {k: v for k, v in params.items() if k != "epochs"}
+
+
 def _batches(n_items: int, batch_size: int, limit: int | None, rng: np.random.Generator) -> list[np.ndarray]:
     """This epoch's mini-batches: a permutation cut into full batches, at most ``limit``."""
     order = rng.permutation(n_items)
@@ -117,7 +123,7 @@ def train_inn(features: FrameSet, params: dict, seed: int, device: torch.device,
     valid = features.frame_mask("valid")
     xv = torch.as_tensor(features.x[valid][: int(params["valid_frames"])], device=device)
     yv = torch.as_tensor(features.y[valid][: int(params["valid_frames"])], device=device)
-    fp = fingerprint("inn", params, seed, list(x.shape), float(x.sum()))
+    fp = fingerprint("inn", resume_key(params), seed, list(x.shape), float(x.sum()))
     ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt, "scheduler": sched}, fp)
     state = ckpt.resume()
     epochs, ramp_epochs = int(params["epochs"]), max(float(params["ramp_epochs"]), 1e-6)
@@ -196,7 +202,7 @@ def train_smoother(kind: str, features: FrameSet, y_hat: np.ndarray, params: dic
     train = [key_sequences(a, b) for a, b in _recordings(features, y_hat, "train")]
     valid = _recordings(features, y_hat, "valid")
     crop = min(int(params["crop"]), min(len(s[0][0]) for s in train))
-    fp = fingerprint("smoother", kind, params, seed, [len(s[0][0]) for s in train])
+    fp = fingerprint("smoother", kind, resume_key(params), seed, [len(s[0][0]) for s in train])
     ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt}, fp)
     state = ckpt.resume()
     epochs, batch, steps = int(params["epochs"]), int(params["batch_size"]), int(params["batches_per_epoch"])
@@ -216,7 +222,7 @@ def train_smoother(kind: str, features: FrameSet, y_hat: np.ndarray, params: dic
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             state.step += 1
-            total += float(loss)
+            total += float(loss.detach())
         f1 = framewise_prf_pieces([smooth_roll(model, a, device) for a, _ in valid],
                                   [b[:, PHASE] > 0 for _, b in valid])["f1"]
         state.history.append({"epoch": state.epoch, "loss": total / steps, "valid_f1": f1})
@@ -249,7 +255,7 @@ def train_cnn(features: FrameSet, params: dict, seed: int, device: torch.device,
     x = torch.as_tensor(features.x[train], device=device)
     target = torch.as_tensor(features.y[train][:, PHASE] > 0, device=device).float()
     valid = features.select("valid")
-    fp = fingerprint("cnn", params, seed, list(x.shape))
+    fp = fingerprint("cnn", resume_key(params), seed, list(x.shape))
     ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt}, fp)
     state = ckpt.resume()
     # bf16 autocast on CUDA: safe for a plain classifier (no inverse to keep exact)
@@ -271,7 +277,7 @@ def train_cnn(features: FrameSet, params: dict, seed: int, device: torch.device,
             loss.backward()
             opt.step()
             state.step += 1
-            total += float(loss)
+            total += float(loss.detach())
         f1 = framewise_prf_pieces([cnn_roll(model, features.x[features.frames(i)], device) for i in valid],
                                   [features.y[features.frames(i)][:, PHASE] > 0 for i in valid])["f1"]
         state.history.append({"epoch": state.epoch, "loss": total / len(batches), "valid_f1": f1})
