@@ -224,3 +224,23 @@ def test_piano_metrics_are_byte_identical_from_scratch(tiny_run, tmp_path):
     run(snakemake_cmd(second, "results/piano/metrics.json"))
     first = (tiny_run / "results" / "piano" / "metrics.json").read_bytes()
     assert (second / "results" / "piano" / "metrics.json").read_bytes() == first
+
+
+def test_schema_defaults_are_the_default_profile():
+    """Every piano key of config.yaml is in the schema, with the same default."""
+    from conftest import REPO
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["piano"]
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+
+    def walk(node, sch, path):
+        assert set(node) == set(sch["properties"]), path
+        for key, value in node.items():
+            spec = sch["properties"][key]
+            assert spec.get("description") and "type" in spec, path + [key]
+            if isinstance(value, dict):
+                walk(value, spec, path + [key])
+            else:
+                assert spec["default"] == value, path + [key]
+
+    walk(config, schema["properties"]["piano"], ["piano"])
