@@ -9,6 +9,7 @@ end, and the final model is written atomically.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -202,7 +203,9 @@ def train_smoother(kind: str, features: FrameSet, y_hat: np.ndarray, params: dic
     train = [key_sequences(a, b) for a, b in _recordings(features, y_hat, "train")]
     valid = _recordings(features, y_hat, "valid")
     crop = min(int(params["crop"]), min(len(s[0][0]) for s in train))
-    fp = fingerprint("smoother", kind, resume_key(params), seed, [len(s[0][0]) for s in train])
+    # the INN's predictions are part of the data: a retrained INN must not resume old smoothers
+    digest = hashlib.sha256(b"".join(s[0].tobytes() for s in train)).hexdigest()
+    fp = fingerprint("smoother", kind, resume_key(params), seed, digest)
     ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt}, fp)
     state = ckpt.resume()
     epochs, batch, steps = int(params["epochs"]), int(params["batch_size"]), int(params["batches_per_epoch"])
