@@ -81,7 +81,7 @@ def table_1(metrics: dict) -> dict:
 
 def concept_summary(metrics: dict) -> dict:
     """A short table of the concept quantiles for a few keys (all 88 are in metrics.json)."""
-    keys = list(metrics["concept"])
+    keys = sorted(metrics["concept"], key=int)  # MIDI pitches; JSON sorts them as strings
     shown = keys[:: max(1, len(keys) // 8)]
     rows = [[k, *metrics["concept"][k].values()] for k in shown]
     return {"type": "table", "columns": ["MIDI pitch", "q05", "q25", "q50", "q75", "q95"], "rows": rows,
