@@ -1,1 +1,210 @@
-# Study piano: an invertible network for piano transcription, run both ways.
+# Study piano: an invertible network for piano transcription, run both ways (Kelz & Widmer 2019).
+# features -> train_inn -> predict -> (train_smoother {gru,lstm,bigru}, train_cnn) -> evaluate
+#          -> inspect (figures, concept test, audio) -> piano_report (metrics.json + section)
+# Each rule gets only the config subsection it uses, so e.g. an explanation parameter reruns
+# inspect and piano_report only. Checkpoints live in results/piano/checkpoints/<model>/
+# (not an output: Snakemake would delete them before rerunning a killed job).
+
+STUDIES["piano"] = {"metrics": "results/piano/metrics.json", "section": "results/piano/section"}
+
+PIANO_DATA, PIANO_ROOT = study_dataset("piano")
+PIANO_CKPT = "results/piano/checkpoints"
+PIANO_TRAIN_CODE = ("features/piano_dataset.py", "features/piano_labels.py", "models/inn.py",
+                    "models/piano_temporal.py", "metrics/swd.py", "metrics/framewise.py",
+                    "train/checkpoint.py", "train/piano.py", "studies/piano.py")
+
+
+rule piano_features:
+    output:
+        directory("results/piano/features"),
+    input:
+        data=PIANO_ROOT,
+        code=code("studies/piano.py", "features/piano_dataset.py", "features/piano_labels.py",
+                  "features/filterbank.py", *READERS[PIANO_DATA]),
+    params:
+        cfg=section("piano", "features"),
+        seed=config["seed"],
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/piano/features.log",
+    benchmark:
+        "logs/benchmarks/piano/features.tsv"
+    shell:
+        "genex piano features --root {input.data} --params {params.cfg:q} --seed {params.seed} "
+        "--out {output} > {log} 2>&1"
+
+
+rule piano_train_inn:
+    output:
+        "results/piano/models/inn.pt",
+    input:
+        features=rules.piano_features.output[0],
+        code=code(*PIANO_TRAIN_CODE),
+    params:
+        cfg=section("piano", "inn"),
+        seed=config["seed"],
+        device=config["device"],
+        ckpt=f"{PIANO_CKPT}/inn",
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/piano/train_inn.log",
+    benchmark:
+        "logs/benchmarks/piano/train_inn.tsv"
+    shell:
+        "genex piano train-inn --features {input.features} --params {params.cfg:q} --seed {params.seed} "
+        "--threads {threads} --device {params.device} --checkpoints {params.ckpt} --out {output} > {log} 2>&1"
+
+
+rule piano_predict:
+    output:
+        directory("results/piano/predictions"),
+    input:
+        features=rules.piano_features.output[0],
+        inn=rules.piano_train_inn.output[0],
+        code=code(*PIANO_TRAIN_CODE, "explain/piano_eval.py"),
+    params:
+        seed=config["seed"],
+        device=config["device"],
+    threads: workflow.cores
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/piano/predict.log",
+    benchmark:
+        "logs/benchmarks/piano/predict.tsv"
+    shell:
+        "genex piano predict --features {input.features} --inn {input.inn} --seed {params.seed} "
+        "--threads {threads} --device {params.device} --out {output} > {log} 2>&1"
+
+
+rule piano_train_smoother:
+    output:
+        "results/piano/models/{model}.pt",
+    wildcard_constraints:
+        model="gru|lstm|bigru",
+    input:
+        features=rules.piano_features.output[0],
+        predictions=rules.piano_predict.output[0],
+        code=code(*PIANO_TRAIN_CODE),
+    params:
+        cfg=lambda wildcards: section("piano", "smoothers", wildcards.model),
+        seed=config["seed"],
+        device=config["device"],
+        ckpt=lambda wildcards: f"{PIANO_CKPT}/{wildcards.model}",
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/piano/train_{model}.log",
+    benchmark:
+        "logs/benchmarks/piano/train_{model}.tsv"
+    shell:
+        "genex piano train-smoother --model {wildcards.model} --features {input.features} "
+        "--predictions {input.predictions} --params {params.cfg:q} --seed {params.seed} "
+        "--threads {threads} --device {params.device} --checkpoints {params.ckpt} --out {output} > {log} 2>&1"
+
+
+rule piano_train_cnn:
+    output:
+        "results/piano/models/cnn.pt",
+    input:
+        features=rules.piano_features.output[0],
+        code=code(*PIANO_TRAIN_CODE),
+    params:
+        cfg=section("piano", "cnn"),
+        seed=config["seed"],
+        device=config["device"],
+        ckpt=f"{PIANO_CKPT}/cnn",
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/piano/train_cnn.log",
+    benchmark:
+        "logs/benchmarks/piano/train_cnn.tsv"
+    shell:
+        "genex piano train-cnn --features {input.features} --params {params.cfg:q} --seed {params.seed} "
+        "--threads {threads} --device {params.device} --checkpoints {params.ckpt} --out {output} > {log} 2>&1"
+
+
+rule piano_evaluate:
+    output:
+        directory("results/piano/evaluation"),
+    input:
+        features=rules.piano_features.output[0],
+        predictions=rules.piano_predict.output[0],
+        models=expand("results/piano/models/{model}.pt", model=["gru", "lstm", "bigru", "cnn"]),
+        code=code(*PIANO_TRAIN_CODE, "explain/piano_eval.py"),
+    params:
+        cfg=section("piano", "evaluation"),
+        seed=config["seed"],
+    threads: workflow.cores
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/piano/evaluate.log",
+    benchmark:
+        "logs/benchmarks/piano/evaluate.tsv"
+    shell:
+        "genex piano evaluate --features {input.features} --predictions {input.predictions} "
+        "--models results/piano/models --params {params.cfg:q} --seed {params.seed} "
+        "--threads {threads} --device cpu --out {output} > {log} 2>&1"
+
+
+rule piano_inspect:
+    output:
+        directory("results/piano/inspection"),
+    input:
+        features=rules.piano_features.output[0],
+        predictions=rules.piano_predict.output[0],
+        inn=rules.piano_train_inn.output[0],
+        code=code(*PIANO_TRAIN_CODE, "explain/piano_inspect.py", "features/filterbank.py"),
+    params:
+        cfg=section("piano", "explanation"),
+        seed=config["seed"],
+    threads: workflow.cores
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/piano/inspect.log",
+    benchmark:
+        "logs/benchmarks/piano/inspect.tsv"
+    shell:
+        "genex piano inspect --features {input.features} --predictions {input.predictions} "
+        "--inn {input.inn} --params {params.cfg:q} --seed {params.seed} --threads {threads} "
+        "--device cpu --out {output} > {log} 2>&1"
+
+
+rule piano_report:
+    output:
+        metrics="results/piano/metrics.json",
+        section=report(directory("results/piano/section"), patterns=["{name}.png"],
+                       caption="../report/piano.rst", category="piano"),
+    input:
+        features=rules.piano_features.output[0],
+        predictions=rules.piano_predict.output[0],
+        evaluation=rules.piano_evaluate.output[0],
+        inspection=rules.piano_inspect.output[0],
+        code=code("studies/piano.py", "report/piano.py"),
+    params:
+        cfg=section("piano", "report"),
+        seed=config["seed"],
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/piano/report.log",
+    benchmark:
+        "logs/benchmarks/piano/report.tsv"
+    shell:
+        "genex piano report --features {input.features} --predictions {input.predictions} "
+        "--evaluation {input.evaluation} --inspection {input.inspection} --params {params.cfg:q} "
+        "--seed {params.seed} --metrics {output.metrics} --section {output.section} > {log} 2>&1"
