@@ -52,6 +52,13 @@ def dvc_repo(tiny_run, tmp_path_factory):
     return repo
 
 
+def test_dvc_pipeline_is_valid_and_ends_in_the_report():
+    """dvc.yaml parses and its outputs do not overlap (DVC refuses to run otherwise)."""
+    dvc("dag", cwd=REPO)  # builds the graph: fails on overlapping or cyclic outputs
+    stages = set(dvc("stage", "list", "--name-only", cwd=REPO).stdout.split())
+    assert {"nsynth", "piano", "vocal", "radio", "report"} <= stages, stages
+
+
 def test_second_repro_does_nothing(dvc_repo):
     out = dvc("repro", cwd=dvc_repo).stdout
     assert "Data and pipelines are up to date" in out
