@@ -161,7 +161,8 @@ rule radio_sanity:
 
 rule radio_metrics:
     output:
-        "results/radio/metrics.json",
+        metrics="results/radio/metrics.json",
+        curves="results/radio/curves.csv",
     input:
         features=rules.radio_features.output[0],
         evaluation=rules.radio_evaluate.output[0],
@@ -179,7 +180,7 @@ rule radio_metrics:
     shell:
         "genex radio metrics --features {input.features} --evaluation {input.evaluation} "
         "--explain {input.explain} --sanity {input.sanity} --phi {input.phi} --phi-gt {input.phi_gt} "
-        "--out {output} > {log} 2>&1"
+        "--curves {output.curves} --out {output.metrics} > {log} 2>&1"
 
 
 rule radio_section:
@@ -187,7 +188,7 @@ rule radio_section:
         section=report(directory("results/radio/section"), patterns=["{name}.png"],
                        caption="../report/radio.rst", category="radio"),
     input:
-        metrics=rules.radio_metrics.output[0],
+        metrics=rules.radio_metrics.output.metrics,
         features=rules.radio_features.output[0],
         explain=rules.radio_explain.output[0],
         sanity=rules.radio_sanity.output[0],

@@ -47,9 +47,18 @@ class PhiGtSampler(nn.Module):
     def forward(self, x_masked: Tensor, mask: Tensor, noise: Tensor) -> Tensor:
         chosen_buildings = x_masked[:, BUILDINGS: BUILDINGS + 1]
         tx = x_masked[:, TX: TX + 1]
-        estimate = self.phi_gt(torch.cat([chosen_buildings, tx], dim=1)).clamp(0, 1)
+        estimate = self._estimate(torch.cat([chosen_buildings, tx], dim=1))
         sampled = (noise < self.threshold).to(estimate.dtype)
         return torch.cat([torch.zeros_like(tx), tx, estimate.to(x_masked.dtype) * sampled], dim=1)
+
+    def _estimate(self, inputs: Tensor) -> Tensor:
+        """Φ_gt's map per row, run once per distinct input: matching-pursuit candidates that
+        add a measurement share their buildings, so most rows repeat (not with gradients)."""
+        if inputs.requires_grad or inputs.shape[0] == 1:
+            return self.phi_gt(inputs).clamp(0, 1)
+        unique, inverse = torch.unique(inputs.flatten(1), dim=0, return_inverse=True)
+        out = self.phi_gt(unique.view(-1, *inputs.shape[1:])).clamp(0, 1)
+        return out[inverse]
 
 
 def model_based_infiller(phi_gt: nn.Module, p: float = 1.0, seed: int = 0) -> Infiller:

@@ -234,7 +234,6 @@ def write_section(out: Path, metrics_path: Path, features: Path, explain: Path, 
     for query in ("darken", "brighten"):
         fig4(out / f"fig4_{query}.png", query, maps, ex["results"][:n_fig], infills)
     fig_curves(out / "distortion_curves.png", m["mp"])
-    write_curves_csv(out / "curves.csv", m["mp"])
     write_json(out / "metrics.json", m)
     mod = m["models"]
     k_last = len(next(iter(m["mp"].values()))["distortion_at_k"])

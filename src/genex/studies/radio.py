@@ -147,11 +147,13 @@ def cmd_sanity(args: argparse.Namespace) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> None:
-    from genex.report.radio import collect_metrics
+    from genex.report.radio import collect_metrics, write_curves_csv
     from genex.utils import atomic_file, write_json
 
     metrics = collect_metrics(Path(args.features), Path(args.evaluation), Path(args.explain),
                               Path(args.sanity), Path(args.phi), Path(args.phi_gt))
+    with atomic_file(args.curves) as tmp:
+        write_curves_csv(tmp, metrics["mp"])
     with atomic_file(args.out) as tmp:
         write_json(tmp, metrics)
 
@@ -217,6 +219,7 @@ def register(subparsers) -> None:
     p = steps.add_parser("metrics", help="collect every number the report quotes")
     for opt in ("--features", "--evaluation", "--explain", "--sanity"):
         p.add_argument(opt, required=True)
+    p.add_argument("--curves", required=True, help="CSV of the distortion curves (DVC plots)")
     _common(p, seed=False, models=True)
     p.set_defaults(func=cmd_metrics)
 

@@ -72,11 +72,12 @@ def train_model(model: str, features: Path, params: dict, seed: int, device: tor
     opt = torch.optim.Adam(net.parameters(), lr=float(params["lr"]))
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(params["lr_step"]),
                                             gamma=float(params["lr_gamma"]))
+    meta = load_meta(features)
     ckpt = Checkpointer(checkpoints, {"model": net, "opt": opt, "sched": sched},
-                        fingerprint(model, params, seed, train["gain"].shape, valid["gain"].shape))
+                        fingerprint(model, params, seed, meta, train["gain"].shape))
     state = ckpt.resume()
     x_valid = model_inputs(model, valid)
-    counts = tuple(load_meta(features)["measurements"])  # as the test measurements
+    counts = tuple(meta["measurements"])  # as the test measurements
     batch = int(params["batch_size"])
     n = len(train["gain"])
     for epoch in progress(range(state.epoch, int(params["epochs"])), desc=f"train {model}", unit="epoch"):
