@@ -252,7 +252,7 @@ def planted_scene(resolution: int, metres_per_pixel: float, roi: int,
     city = CityPropagator(fine, Propagation.from_params(propagation))
     gain_db = city.gain_db((int(tx[0] * f + f // 2), int(tx[1] * f + f // 2)))
     gain = downsample_gain(gain_db_to_scaled(gain_db, fine), f)
-    c_roi = int(0.78 * s)
+    c_roi = int(0.62 * s)  # right behind the building: its shadow, not yet filled by diffraction
     box = (mid - roi // 2, c_roi - roi // 2, mid - roi // 2 + roi, c_roi - roi // 2 + roi)
     measured = np.zeros((s, s), dtype=np.uint8)
     for r, c in ((0.3, 0.2), (0.7, 0.2), (0.5, 0.3), (0.3, 0.9), (0.7, 0.9), (0.05, 0.5)):
