@@ -1,1 +1,210 @@
-# Study radio: matching-pursuit explanations of a radio-map UNet.
+# Study radio: matching-pursuit explanations of a radio-map UNet (paper §3.2, Figs 3-4).
+# features -> train Φ / Φ_gt (one rule each) -> evaluate, explain, sanity -> metrics -> section.
+# Each rule gets only its config subsection, so an explanation parameter never retrains.
+
+STUDIES["radio"] = {"metrics": "results/radio/metrics.json", "section": "results/radio/section"}
+
+RADIO_DATA, RADIO_ROOT = study_dataset("radio")
+RADIO_MODEL_CODE = ("studies/radio.py", "features/radio.py", "models/radio_unet.py",
+                    "train/radio.py", "train/checkpoint.py")
+RADIO_EXPLAIN_CODE = RADIO_MODEL_CODE + ("explain/radio_explain.py", "explain/radio_query.py",
+                                         "explain/radio_infill.py", "explain/infill.py",
+                                         "explain/rde.py", "explain/target.py")
+
+
+rule radio_features:
+    output:
+        directory("results/radio/features"),
+    input:
+        data=RADIO_ROOT,
+        code=code("studies/radio.py", "features/radio.py", *READERS[RADIO_DATA]),
+    params:
+        cfg=section("radio", "features"),
+        seed=config["seed"],
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/radio/features.log",
+    benchmark:
+        "logs/benchmarks/radio/features.tsv"
+    shell:
+        "genex radio features --root {input.data} --params {params.cfg:q} --seed {params.seed} "
+        "--out {output} > {log} 2>&1"
+
+
+rule radio_train_phi:
+    output:
+        "results/radio/models/phi.pt",
+    input:
+        features=rules.radio_features.output[0],
+        code=code(*RADIO_MODEL_CODE),
+    params:
+        cfg=section("radio", "train"),
+        seed=config["seed"],
+        device=config["device"],
+        checkpoints="results/radio/checkpoints/phi",
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/radio/train_phi.log",
+    benchmark:
+        "logs/benchmarks/radio/train_phi.tsv"
+    shell:
+        "genex radio train --model phi --features {input.features} --params {params.cfg:q} "
+        "--seed {params.seed} --threads {threads} --device {params.device} "
+        "--checkpoints {params.checkpoints} --out {output} > {log} 2>&1"
+
+
+rule radio_train_phi_gt:
+    output:
+        "results/radio/models/phi_gt.pt",
+    input:
+        features=rules.radio_features.output[0],
+        code=code(*RADIO_MODEL_CODE),
+    params:
+        cfg=section("radio", "train"),
+        seed=config["seed"],
+        device=config["device"],
+        checkpoints="results/radio/checkpoints/phi_gt",
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/radio/train_phi_gt.log",
+    benchmark:
+        "logs/benchmarks/radio/train_phi_gt.tsv"
+    shell:
+        "genex radio train --model phi_gt --features {input.features} --params {params.cfg:q} "
+        "--seed {params.seed} --threads {threads} --device {params.device} "
+        "--checkpoints {params.checkpoints} --out {output} > {log} 2>&1"
+
+
+rule radio_evaluate:
+    output:
+        "results/radio/evaluation.json",
+    input:
+        features=rules.radio_features.output[0],
+        phi=rules.radio_train_phi.output[0],
+        phi_gt=rules.radio_train_phi_gt.output[0],
+        code=code(*RADIO_MODEL_CODE),
+    params:
+        seed=config["seed"],
+        device=config["device"],
+    threads: 1
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/radio/evaluate.log",
+    benchmark:
+        "logs/benchmarks/radio/evaluate.tsv"
+    shell:
+        "genex radio evaluate --features {input.features} --phi {input.phi} --phi-gt {input.phi_gt} "
+        "--seed {params.seed} --threads {threads} --device {params.device} --out {output} > {log} 2>&1"
+
+
+rule radio_explain:
+    output:
+        directory("results/radio/explain"),
+    input:
+        features=rules.radio_features.output[0],
+        phi=rules.radio_train_phi.output[0],
+        phi_gt=rules.radio_train_phi_gt.output[0],
+        code=code(*RADIO_EXPLAIN_CODE),
+    params:
+        cfg=section("radio", "explain"),
+        seed=config["seed"],
+        device=config["device"],
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/radio/explain.log",
+    benchmark:
+        "logs/benchmarks/radio/explain.tsv"
+    shell:
+        "genex radio explain --features {input.features} --phi {input.phi} --phi-gt {input.phi_gt} "
+        "--params {params.cfg:q} --seed {params.seed} --threads {threads} --device {params.device} "
+        "--out {output} > {log} 2>&1"
+
+
+rule radio_sanity:
+    output:
+        "results/radio/sanity.json",
+    input:
+        features=rules.radio_features.output[0],
+        phi=rules.radio_train_phi.output[0],
+        phi_gt=rules.radio_train_phi_gt.output[0],
+        code=code(*RADIO_EXPLAIN_CODE, "data/radio_sim.py", "data/radio.py"),
+    params:
+        cfg=section("radio", "explain"),
+        seed=config["seed"],
+        device=config["device"],
+    threads: 1
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/radio/sanity.log",
+    benchmark:
+        "logs/benchmarks/radio/sanity.tsv"
+    shell:
+        "genex radio sanity --features {input.features} --phi {input.phi} --phi-gt {input.phi_gt} "
+        "--params {params.cfg:q} --seed {params.seed} --threads {threads} --device {params.device} "
+        "--out {output} > {log} 2>&1"
+
+
+rule radio_metrics:
+    output:
+        metrics="results/radio/metrics.json",
+        curves="results/radio/curves.csv",
+    input:
+        features=rules.radio_features.output[0],
+        evaluation=rules.radio_evaluate.output[0],
+        explain=rules.radio_explain.output[0],
+        sanity=rules.radio_sanity.output[0],
+        phi=rules.radio_train_phi.output[0],
+        phi_gt=rules.radio_train_phi_gt.output[0],
+        code=code("studies/radio.py", "report/radio.py", "train/radio.py"),
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/radio/metrics.log",
+    benchmark:
+        "logs/benchmarks/radio/metrics.tsv"
+    shell:
+        "genex radio metrics --features {input.features} --evaluation {input.evaluation} "
+        "--explain {input.explain} --sanity {input.sanity} --phi {input.phi} --phi-gt {input.phi_gt} "
+        "--curves {output.curves} --out {output.metrics} > {log} 2>&1"
+
+
+rule radio_section:
+    output:
+        section=report(directory("results/radio/section"), patterns=["{name}.png"],
+                       caption="../report/radio.rst", category="radio"),
+    input:
+        metrics=rules.radio_metrics.output.metrics,
+        features=rules.radio_features.output[0],
+        explain=rules.radio_explain.output[0],
+        sanity=rules.radio_sanity.output[0],
+        phi=rules.radio_train_phi.output[0],
+        phi_gt=rules.radio_train_phi_gt.output[0],
+        code=code("studies/radio.py", "report/radio.py", "train/radio.py", "models/radio_unet.py"),
+    params:
+        cfg=section("radio", "report"),
+        seed=config["seed"],
+    conda:
+        "../envs/genex.yaml"
+    log:
+        "logs/radio/section.log",
+    benchmark:
+        "logs/benchmarks/radio/section.tsv"
+    shell:
+        "genex radio section --metrics {input.metrics} --features {input.features} "
+        "--explain {input.explain} --sanity {input.sanity} --phi {input.phi} --phi-gt {input.phi_gt} "
+        "--params {params.cfg:q} --seed {params.seed} --out {output.section} > {log} 2>&1"
