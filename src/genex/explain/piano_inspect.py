@@ -23,7 +23,7 @@ import torch
 
 from genex.features.filterbank import FPS, SAMPLE_RATE, filterbank_to_audio
 from genex.features.piano_dataset import FrameSet
-from genex.models.inn import DIM_YZ_PAD, DIM_Z
+from genex.models.inn import DIM_Z
 from genex.utils import progress, write_json, write_wav
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)

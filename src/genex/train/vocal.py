@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from genex.features.vocal_mel import SplitFeatures
-from genex.train.checkpoint import Checkpointer, TrainState, epoch_rng, fingerprint
+from genex.train.checkpoint import Checkpointer, epoch_rng, fingerprint
 
 log = logging.getLogger("genex.vocal")
 
