@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from genex.models.inn import PianoINN, inn_losses, make_optimizer, clamp_gradients
+from genex.models.inn import PianoINN, clamp_gradients, inn_losses, make_optimizer
 
 
 def frames_per_second(device: torch.device, batch: int, projections: int, steps: int,

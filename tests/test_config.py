@@ -7,9 +7,8 @@ import copy
 import jsonschema
 import pytest
 import yaml
-from snakemake.utils import update_config, validate
-
 from conftest import REPO, run, snakemake_cmd
+from snakemake.utils import update_config, validate
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 

@@ -20,8 +20,12 @@ from pathlib import Path
 import pytest
 
 from genex.data.download import DownloadError, download_file, extract_archive
-from genex.data.real import (download_jamendo, download_maestro, download_nsynth,
-                             download_radiomapseer)
+from genex.data.real import (
+    download_jamendo,
+    download_maestro,
+    download_nsynth,
+    download_radiomapseer,
+)
 
 FAST = {"retries": 3, "backoff": 0.0, "timeout": 5.0}
 

@@ -9,11 +9,25 @@ import pytest
 import torch
 from torch import nn
 
-from genex.explain import (BlurInfiller, ComponentMap, GenerativeInfiller, MatchingPursuit,
-                           MeanInfiller, NoiseInfiller, RDEConcrete, RDEL1, Target, ZeroInfiller,
-                           concrete_mask)
-from genex.explain.baselines import (IntegratedGradientsBaseline, OcclusionBaseline,
-                                     RandomBaseline, SaliencyBaseline)
+from genex.explain import (
+    RDEL1,
+    BlurInfiller,
+    ComponentMap,
+    GenerativeInfiller,
+    MatchingPursuit,
+    MeanInfiller,
+    NoiseInfiller,
+    RDEConcrete,
+    Target,
+    ZeroInfiller,
+    concrete_mask,
+)
+from genex.explain.baselines import (
+    IntegratedGradientsBaseline,
+    OcclusionBaseline,
+    RandomBaseline,
+    SaliencyBaseline,
+)
 from genex.explain.infill import compose
 
 SHAPE = (2, 64)

@@ -15,12 +15,17 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import run, snakemake_cmd
 from torch import nn
 
-from conftest import run, snakemake_cmd
 from genex.explain import BlurInfiller, MeanInfiller, NoiseInfiller, ZeroInfiller
-from genex.explain.nsynth import (class_query, explain_notes, generative_infiller, keep_top,
-                                  select_notes)
+from genex.explain.nsynth import (
+    class_query,
+    explain_notes,
+    generative_infiller,
+    keep_top,
+    select_notes,
+)
 from genex.features.spectrum import log_frequencies, note_spectrum, resynthesise
 from genex.models.nsynth import Critic, Inpainter, InstrumentCNN, count_parameters
 
@@ -243,7 +248,6 @@ def test_tiny_run_writes_metrics_and_a_valid_section(tiny_run):
 
 def test_changing_rde_lambda_reruns_only_explanation_rules(tiny_run, copy_of):
     import yaml
-
     from test_rerun import planned_jobs
 
     work = copy_of(tiny_run)

@@ -14,8 +14,14 @@ import soundfile as sf
 import yaml
 
 from genex.data.nsynth import COLUMNS, FAMILIES, SOURCES, SPLITS, load_note, read_nsynth
-from genex.data.nsynth_sf import (FAMILY_PROGRAMS, Instrument, choose_programs, note_pairs,
-                                  render, split_instruments)
+from genex.data.nsynth_sf import (
+    FAMILY_PROGRAMS,
+    Instrument,
+    choose_programs,
+    note_pairs,
+    render,
+    split_instruments,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NSYNTH_FIELDS = {"note": int, "note_str": str, "instrument": int, "instrument_str": str,

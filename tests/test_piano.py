@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from conftest import run, snakemake_cmd, workflow_copy
+
 from genex.features.piano_dataset import FrameSet
 from genex.features.piano_labels import N_KEYS, PHASE, VELOCITY, Y_DIM
-from genex.models.piano_temporal import FramewiseCNN, KeySmoother, PAPER_SMOOTHER_PARAMS
+from genex.models.piano_temporal import PAPER_SMOOTHER_PARAMS, FramewiseCNN, KeySmoother
 
 MODELS = ("inn_threshold", "inn_gru", "inn_lstm", "inn_bigru", "cnn_baseline")
 

@@ -10,12 +10,20 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import yaml
+from conftest import REPO
 from snakemake.utils import update_config
 
-from conftest import REPO
 from genex.data import piano_sf
-from genex.data.piano import (COLUMNS, MAX_PITCH, MIN_PITCH, apply_sustain, detect_layout,
-                              read_midi_notes, read_piano, write_midi)
+from genex.data.piano import (
+    COLUMNS,
+    MAX_PITCH,
+    MIN_PITCH,
+    apply_sustain,
+    detect_layout,
+    read_midi_notes,
+    read_piano,
+    write_midi,
+)
 from genex.utils import read_json, write_wav
 
 SEED = 1234

@@ -10,17 +10,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run, snakemake_cmd, workflow_copy
 from torch import nn
 
-from conftest import run, snakemake_cmd, workflow_copy
 from genex.explain.radio_explain import planted_rank, pursue
 from genex.explain.radio_infill import PhiGtSampler, make_infiller
-from genex.explain.radio_query import (distortion_curve, nearest_order, radio_components,
-                                       random_orders)
-from genex.features.radio import (block_mean, building_components, free_space_gain,
-                                  planted_scene)
+from genex.explain.radio_query import (
+    distortion_curve,
+    nearest_order,
+    radio_components,
+    random_orders,
+)
+from genex.features.radio import (
+    block_mean,
+    building_components,
+    free_space_gain,
+    planted_scene,
+)
 from genex.models.radio_unet import RadioWNet
-
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -259,7 +266,6 @@ def test_radio_metrics_are_identical_across_two_runs(tiny_run, tmp_path):
 
 def test_explanation_parameters_rerun_only_explanation_rules(tiny_run, copy_of):
     import yaml
-
     from test_rerun import planned_jobs
 
     workdir = copy_of(tiny_run)

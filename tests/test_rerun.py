@@ -7,7 +7,6 @@ import re
 import time
 
 import yaml
-
 from conftest import run, snakemake_cmd
 
 DATA_RULES = {"render_nsynth_sf", "render_piano_sf", "render_vocal_sf", "render_radio_sim",

@@ -19,7 +19,6 @@ import time
 
 import torch
 import yaml
-
 from conftest import BIN, run, snakemake_cmd
 
 TARGET = "results/nsynth/classifier"

@@ -13,7 +13,6 @@ import shutil
 
 import pytest
 import yaml
-
 from conftest import REPO, run
 
 GIT = ["git", "-c", "user.name=genex-test", "-c", "user.email=test@genex.invalid"]

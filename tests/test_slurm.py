@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, run, snakemake_cmd, workflow_copy
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm"

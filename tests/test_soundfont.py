@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genex.data.soundfont import (ControlEvent, NoteEvent, SoundfontNotFound, SoundfontSynth,
-                                  find_soundfont)
+from genex.data.soundfont import (
+    ControlEvent,
+    NoteEvent,
+    SoundfontNotFound,
+    SoundfontSynth,
+    find_soundfont,
+)
 
 
 @pytest.fixture(scope="module")

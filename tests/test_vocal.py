@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from conftest import run, snakemake_cmd, workflow_copy
 
 VOCAL_RULES = {"vocal_features", "vocal_train_detector", "vocal_train_gan", "vocal_evaluate_detector",

@@ -10,14 +10,27 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import yaml
+from conftest import REPO
 from snakemake.utils import update_config
 
-from conftest import REPO
 from genex.data import vocal_sf
 from genex.data.soundfont import SoundfontSynth
-from genex.data.vocal import (frame_labels, read_lab, read_vocal, segments_from_intervals,
-                              split_songs, write_lab)
-from genex.data.vocal_sf import LEAD, VOCAL, compose_song, plan_sections, render_song, song_segments
+from genex.data.vocal import (
+    frame_labels,
+    read_lab,
+    read_vocal,
+    segments_from_intervals,
+    split_songs,
+    write_lab,
+)
+from genex.data.vocal_sf import (
+    LEAD,
+    VOCAL,
+    compose_song,
+    plan_sections,
+    render_song,
+    song_segments,
+)
 
 SEED = 1234
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
 import logging
 import os
 import sys
 import time
 from pathlib import Path
+
+from genex.utils.io import parse_params
 
 log = logging.getLogger("genex")
 
@@ -52,20 +53,11 @@ def _load(ref: str):
     return getattr(importlib.import_module(module), func)
 
 
-def _params(text: str) -> dict:
-    """--params takes inline JSON or @path/to/file.json."""
-    try:
-        if text.startswith("@"):
-            return json.loads(Path(text[1:]).read_text())
-        return json.loads(text)
-    except (OSError, json.JSONDecodeError) as err:
-        raise SystemExit(f"genex: --params is not valid JSON ({err})") from None
-
 
 def _cmd_render(args: argparse.Namespace) -> None:
     from genex.utils import atomic_dir, provenance, seed_everything, write_json
 
-    params = _params(args.params)
+    params = parse_params(args.params)
     render = _load(RENDERERS[args.dataset])
     seed_everything(args.seed)
     t0 = time.perf_counter()
@@ -78,20 +70,20 @@ def _cmd_render(args: argparse.Namespace) -> None:
 
 
 def _cmd_download(args: argparse.Namespace) -> None:
-    params = _params(args.params)
+    params = parse_params(args.params)
     _load(DOWNLOADERS[args.dataset])(Path(args.out), params)
 
 
 def _cmd_summarize(args: argparse.Namespace) -> None:
     from genex.report.datasets import summarize
 
-    summarize(args.dataset, Path(args.root), Path(args.out), _params(args.params), args.seed)
+    summarize(args.dataset, Path(args.root), Path(args.out), parse_params(args.params), args.seed)
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
     from genex.report.html import build_report
 
-    build_report([Path(p) for p in args.sections], Path(args.out), _params(args.params))
+    build_report([Path(p) for p in args.sections], Path(args.out), parse_params(args.params))
 
 
 def _cmd_collect_metrics(args: argparse.Namespace) -> None:

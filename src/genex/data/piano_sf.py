@@ -38,8 +38,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genex.data.piano import (COLUMNS, MAX_PITCH, MIN_PITCH, PIANO_SF_INDEX, SUSTAIN_CC,
-                              quantize_time, write_midi)
+from genex.data.piano import (
+    COLUMNS,
+    MAX_PITCH,
+    MIN_PITCH,
+    PIANO_SF_INDEX,
+    SUSTAIN_CC,
+    quantize_time,
+    write_midi,
+)
 from genex.utils import progress, write_json, write_wav
 
 # music21 corpus works written for or well playable on a piano (piano scores, songs with

@@ -22,7 +22,12 @@ from typing import Collection, Sequence
 import numpy as np
 
 from genex.data.soundfont import ControlEvent, NoteEvent, SoundfontSynth
-from genex.data.vocal import segments_from_intervals, split_songs, write_filelists, write_lab
+from genex.data.vocal import (
+    segments_from_intervals,
+    split_songs,
+    write_filelists,
+    write_lab,
+)
 from genex.utils import progress, write_json, write_wav
 
 DEFAULTS: dict = {

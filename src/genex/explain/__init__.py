@@ -2,10 +2,23 @@
 optimisers (concrete, l1, matching pursuit), and Captum baselines behind one contract
 ``explainer.attribute(x, target) -> [B, C]``."""
 
-from genex.explain.infill import (BlurInfiller, ComponentMap, GenerativeInfiller, Infiller,
-                                  MeanInfiller, NoiseInfiller, ZeroInfiller)
-from genex.explain.rde import (MatchingPursuit, PursuitResult, RateDistortion, RDEConcrete,
-                               RDEL1, concrete_mask)
+from genex.explain.infill import (
+                                  BlurInfiller,
+                                  ComponentMap,
+                                  GenerativeInfiller,
+                                  Infiller,
+                                  MeanInfiller,
+                                  NoiseInfiller,
+                                  ZeroInfiller,
+)
+from genex.explain.rde import (
+                                  RDEL1,
+                                  MatchingPursuit,
+                                  PursuitResult,
+                                  RateDistortion,
+                                  RDEConcrete,
+                                  concrete_mask,
+)
 from genex.explain.target import Target
 
 __all__ = [

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from genex.explain.infill import ComponentMap, GenerativeInfiller, Infiller
-from genex.explain.rde import RateDistortion, RDEConcrete, RDEL1, concrete_mask, frozen
+from genex.explain.rde import RDEL1, RateDistortion, RDEConcrete, concrete_mask, frozen
 from genex.explain.target import Target
 from genex.utils import progress
 

@@ -24,7 +24,7 @@ import torch
 from genex.features.piano_dataset import FrameSet
 from genex.features.piano_labels import PHASE
 from genex.metrics.framewise import framewise_prf, mean_prf
-from genex.models.inn import DIM_Z, DIM_YZ_PAD
+from genex.models.inn import DIM_YZ_PAD, DIM_Z
 from genex.utils import write_json
 
 MODELS = ("inn_threshold", "inn_gru", "inn_lstm", "inn_bigru", "cnn_baseline")

@@ -24,6 +24,7 @@ import torch
 from genex.features.filterbank import FPS, SAMPLE_RATE, filterbank_to_audio
 from genex.features.piano_dataset import FrameSet
 from genex.models.inn import DIM_Z
+from genex.report.figures import save_figure
 from genex.utils import progress, write_json, write_wav
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -97,12 +98,6 @@ def _image(ax, data: np.ndarray, title: str, cmap: str = "magma", symmetric: boo
     ax.figure.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
 
 
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=90, metadata={"Software": None})
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
 
 
 def figure_1(path: Path, x, y_hat, z_hat, x_rec) -> None:
@@ -115,7 +110,7 @@ def figure_1(path: Path, x, y_hat, z_hat, x_rec) -> None:
     _image(axes[3], x_rec, "x̂ = f⁻¹([ẑ; 0; ŷ]) (yz-pad zeroed)")
     _image(axes[4], x - x_rec, "x − x̂", cmap="coolwarm", symmetric=True)
     axes[4].set_xlabel(f"frame ({FPS:.0f} fps)")
-    _save(fig, path)
+    save_figure(fig, path, dpi=90)
 
 
 def figure_backward(path: Path, x, y_used, x_sam, title: str) -> None:
@@ -126,7 +121,7 @@ def figure_backward(path: Path, x, y_used, x_sam, title: str) -> None:
     _image(axes[1], y_used, title, cmap="viridis")
     _image(axes[2], x_sam, "x_s = f⁻¹([z ~ N(0, I); 0; y]) (backward sample)")
     axes[2].set_xlabel(f"frame ({FPS:.0f} fps)")
-    _save(fig, path)
+    save_figure(fig, path, dpi=90)
 
 
 def figure_6(path: Path, table: dict[str, dict[str, float]]) -> None:
@@ -142,7 +137,7 @@ def figure_6(path: Path, table: dict[str, dict[str, float]]) -> None:
     ax.set_ylabel("framewise Euclidean distance")
     ax.set_title("Concept test: samples f⁻¹([z; 0; y_ref]) vs the isolated reference note")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path, dpi=90)
 
 
 def figure_7(path: Path, refs: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
@@ -153,7 +148,7 @@ def figure_7(path: Path, refs: list[tuple[int, np.ndarray, np.ndarray]]) -> None
         _image(row[0], x_ref, f"reference M{pitch}")
         for ax, (k, s) in zip(row[1:], enumerate(samples[:3])):
             _image(ax, s, f"sample {k + 1}")
-    _save(fig, path)
+    save_figure(fig, path, dpi=90)
 
 
 # ----------------------------------------------------------------------------- the step

@@ -11,9 +11,17 @@ import torch
 from torch import nn
 
 from genex.explain.radio_infill import draws_for, infill_name, make_infiller
-from genex.explain.radio_query import (QUERIES, box_weights, distortion_curve, nearest_order,
-                                       query_box, radio_components, random_orders, ranking_order)
-from genex.explain.rde import MatchingPursuit, RDEConcrete, RDEL1
+from genex.explain.radio_query import (
+    QUERIES,
+    box_weights,
+    distortion_curve,
+    nearest_order,
+    query_box,
+    radio_components,
+    random_orders,
+    ranking_order,
+)
+from genex.explain.rde import RDEL1, MatchingPursuit, RDEConcrete
 from genex.utils import progress
 
 

@@ -18,9 +18,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genex.explain.vocal_am import (DIRECTIONS, config_name, maximise, reference_responses,
-                                    response_frechet, select, trajectories)
-from genex.metrics.vocal import sigmoid  # stable for the huge logits of extreme configurations
+from genex.explain.vocal_am import (
+    DIRECTIONS,
+    config_name,
+    maximise,
+    reference_responses,
+    response_frechet,
+    select,
+    trajectories,
+)
+from genex.metrics.vocal import (
+    sigmoid,  # stable for the huge logits of extreme configurations
+)
 
 log = logging.getLogger("genex.vocal")
 

@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from genex.report.figures import pyplot, save_figure
 from genex.utils import atomic_dir, read_json, write_json
 
 # dataset name -> (kind of summary, source, order in the report's "Datasets" group)
@@ -362,7 +363,7 @@ def summarize_radio(root: Path, out: Path, params: dict, rng: np.random.Generato
 
 
 def _radio_figure(examples: list, loaded: list[dict], path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(loaded), 3, figsize=(9, 3 * len(loaded)), squeeze=False)
     for row, ((m, tx), x) in enumerate(zip(examples, loaded)):
         panels = [("city map", x["buildings"], "gray_r"), ("transmitter", x["tx"], "gray_r"),
@@ -376,7 +377,7 @@ def _radio_figure(examples: list, loaded: list[dict], path: Path) -> None:
             ax.set_title(f"map {m}, TX {tx}: {name}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------- audio helpers
@@ -432,7 +433,7 @@ def _spectrogram_figure(src: Path, path: Path, start: float, seconds: float, lab
     audio = audio.mean(axis=1)
     hop = 256 if sr <= 24000 else 512
     db = log_mel_spectrogram(audio, sr, hop)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.2))
     duration = len(audio) / sr
     image = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=-80.0, vmax=0.0,
@@ -451,7 +452,7 @@ def _spectrogram_figure(src: Path, path: Path, start: float, seconds: float, lab
                 ax.axvspan(lo, hi, ymin=0.96, ymax=1.0, color="lime", lw=0)
     fig.colorbar(image, ax=ax, label="dB")
     ax.set_title(Path(src).name, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 MEL_FMIN = 20.0
@@ -505,20 +506,6 @@ def _audio_rate(path: Path) -> int:
 
 # ---------------------------------------------------------------------------- small helpers
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    # no Software metadata: the PNG stays byte-identical across matplotlib patch releases
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    _pyplot().close(fig)
 
 
 def _pick_rows(df, n: int, rng: np.random.Generator):

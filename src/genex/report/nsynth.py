@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from genex.report.figures import pyplot
 from genex.utils import atomic_dir, read_json, write_json
 
 # Paper (Heiss et al. 2020) Table 1: magnitude / phase importance per family (no synth_lead).
@@ -51,9 +52,7 @@ def _fmt(v, digits: int = 3):
 
 def _plot_fig1(example: dict, path: Path) -> None:
     """Fig 1: original (dashed) and inpainted spectra, dropped components shaded."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from genex.features.spectrum import log_frequencies
 
@@ -77,9 +76,7 @@ def _plot_fig1(example: dict, path: Path) -> None:
 
 def _plot_fig2(x, masks, families: list[str], names: list[str], path: Path, title: str) -> None:
     """Fig 2: RDE keep probabilities (green) over magnitude and phase, one note per family."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from genex.features.spectrum import log_frequencies
 
@@ -109,9 +106,7 @@ def _plot_fig2(x, masks, families: list[str], names: list[str], path: Path, titl
 
 
 def _plot_curve(curve: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     keep = curve["keep_percent"]
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genex.report.figures import pyplot, save_figure
 from genex.utils import read_json, write_json
 
 # What the paper states (Heiss et al. 2020, §3.2; RadioMapSeer as in SPECS.md). It quotes no
@@ -68,19 +69,6 @@ def collect_metrics(features: Path, evaluation: Path, explain: Path, sanity: Pat
 
 # --- figures ----------------------------------------------------------------------------------
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    _pyplot().close(fig)
 
 
 def _draw_map(ax, gain: np.ndarray, buildings: np.ndarray | None = None,
@@ -96,7 +84,7 @@ def _draw_map(ax, gain: np.ndarray, buildings: np.ndarray | None = None,
         ax.scatter(cols, rows, s=9, c="red", marker="s", linewidths=0)
     if box is not None:
         r0, c0, r1, c1 = box
-        ax.add_patch(_pyplot().Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0, r1 - r0, fill=False,
+        ax.add_patch(pyplot().Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0, r1 - r0, fill=False,
                                          edgecolor="lime", linewidth=1.5))
     ax.set_title(title, fontsize=8)
     ax.set_xticks([])
@@ -106,14 +94,14 @@ def _draw_map(ax, gain: np.ndarray, buildings: np.ndarray | None = None,
 def fig3(path: Path, x: np.ndarray, complete: np.ndarray, gain: np.ndarray,
          est_phi: np.ndarray, est_gt: np.ndarray) -> None:
     """Fig 3: ground truth, Φ's estimate (its inputs drawn), Φ_gt's estimate; one row per map."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(x)
     fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
     for i in range(n):
         _draw_map(axes[i, 0], gain[i], complete[i], None, None, "(a) ground truth")
         _draw_map(axes[i, 1], est_phi[i], x[i, 0], x[i, 2] != 0, None, "(b) Φ estimate")
         _draw_map(axes[i, 2], est_gt[i], complete[i], None, None, "(c) Φ_gt estimate")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _chosen(x: np.ndarray, labels: np.ndarray, order: list[int], n_buildings: int) -> tuple:
@@ -130,7 +118,7 @@ def _chosen(x: np.ndarray, labels: np.ndarray, order: list[int], n_buildings: in
 def fig4(path: Path, query: str, maps: dict, results: list[dict], infills: list[str]) -> None:
     """Fig 4: Φ's estimate with the region, then the explanation (chosen buildings and
     measurements over Φ's estimate from them and the infill) for each infill shown."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(maps["inputs"])
     fig, axes = plt.subplots(n, 1 + len(infills), figsize=(2.5 * (1 + len(infills)), 2.5 * n),
                              squeeze=False)
@@ -145,12 +133,12 @@ def fig4(path: Path, query: str, maps: dict, results: list[dict], infills: list[
             b, m = _chosen(x, labels, item["order"], res["buildings"])
             _draw_map(axes[i, j + 1], maps[f"{i}/{query}/{name}"], b, m, box,
                       f"({chr(98 + j)}) {len(item['order'])} chosen, infill {name}")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def fig_curves(path: Path, mp: dict) -> None:
     """Distortion after k components: matching pursuit, random, nearest, RDE rankings."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(mp)
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.0), squeeze=False)
     for ax, name in zip(axes[0], names):
@@ -166,7 +154,7 @@ def fig_curves(path: Path, mp: dict) -> None:
         ax.set_xlabel("k (components kept)")
         ax.set_ylabel("distortion in the region")
         ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def write_curves_csv(path: Path, mp: dict) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genex.report.figures import pyplot
+
 log = logging.getLogger("genex.vocal")
 
 DEFAULTS: dict = {"examples_shown": 4, "audio_examples": 1, "griffin_lim_iters": 32}
@@ -77,10 +79,7 @@ def full_grid(coarse: np.ndarray, pool: tuple[int, int], frames: int) -> np.ndar
 
 def mel_figure(path: Path, rows: list[tuple[str, np.ndarray]], fps: float) -> None:
     """A grid of mel images: one row per set, ``k`` examples per row ([k, mels, frames])."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     k = max(len(x) for _, x in rows)
     fig, axes = plt.subplots(len(rows), k, figsize=(2.2 * k, 1.9 * len(rows)), squeeze=False)
@@ -100,10 +99,7 @@ def mel_figure(path: Path, rows: list[tuple[str, np.ndarray]], fps: float) -> No
 
 def curve_figure(path: Path, history: list[dict], keys: list[str], title: str) -> None:
     """Training curves (one line per key) over epochs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3))
     epochs = [h["epoch"] for h in history]

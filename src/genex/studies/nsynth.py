@@ -20,27 +20,13 @@ import logging
 import time
 from pathlib import Path
 
+from genex.studies import torch_step
+from genex.utils.io import parse_params
+
 log = logging.getLogger("genex.nsynth")
 
 
 # ------------------------------------------------------------------------------ helpers
-def _params(text: str) -> dict:
-    from genex.cli import _params as parse
-
-    return parse(text)
-
-
-def _setup(args: argparse.Namespace):
-    """Seed, threads and device of a step; returns the torch device."""
-    import torch
-
-    from genex.train.checkpoint import resolve_device, set_threads
-    from genex.utils import seed_everything
-
-    set_threads(getattr(args, "threads", None))
-    seed_everything(args.seed)
-    torch.manual_seed(args.seed)
-    return resolve_device(getattr(args, "device", "cpu"))
 
 
 def load_features(folder: str | Path) -> dict:
@@ -116,7 +102,7 @@ def cmd_features(args: argparse.Namespace) -> None:
     from genex.features.spectrum import note_spectrum
     from genex.utils import atomic_dir, progress, write_json
 
-    params = _params(args.params)
+    params = parse_params(args.params)
     frame = read_nsynth(args.root)
     if params.get("max_notes_per_split"):
         frame = frame.groupby("split", sort=False).head(int(params["max_notes_per_split"]))
@@ -146,8 +132,8 @@ def cmd_train_classifier(args: argparse.Namespace) -> None:
     from genex.train.nsynth import evaluate_classifier, train_classifier
     from genex.utils import atomic_dir, write_json
 
-    device = _setup(args)
-    params = {**_params(args.params), "n_classes": 11}
+    device = torch_step(args)
+    params = {**parse_params(args.params), "n_classes": 11}
     feats = load_features(args.features)
     data = {s: split_data(feats, s) for s in ("train", "valid")}
     ckpt = Path(args.checkpoints or Path(args.out).parent / "checkpoints" / "classifier")
@@ -173,8 +159,8 @@ def cmd_train_inpainter(args: argparse.Namespace) -> None:
     from genex.train.nsynth import train_inpainter
     from genex.utils import atomic_dir, write_json
 
-    device = _setup(args)
-    params = _params(args.params)
+    device = torch_step(args)
+    params = parse_params(args.params)
     feats = load_features(args.features)
     data = {s: split_data(feats, s) for s in ("train", "valid")}
     classifier = load_classifier(args.classifier, device)
@@ -210,8 +196,8 @@ def cmd_explain_notes(args: argparse.Namespace) -> None:
     from genex.explain.nsynth import explain_notes, generative_infiller
     from genex.utils import atomic_dir, write_json
 
-    device = _setup(args)
-    params = _params(args.params)
+    device = torch_step(args)
+    params = parse_params(args.params)
     feats = load_features(args.features)
     model = load_classifier(args.classifier, device)
     inpainter = load_inpainter(args.inpainter, device)
@@ -270,8 +256,8 @@ def cmd_explain_classes(args: argparse.Namespace) -> None:
     from genex.explain.nsynth import class_query, generative_infiller
     from genex.utils import atomic_dir, write_json
 
-    device = _setup(args)
-    params = _params(args.params)
+    device = torch_step(args)
+    params = parse_params(args.params)
     feats = load_features(args.features)
     model = load_classifier(args.classifier, device)
     inpainter = load_inpainter(args.inpainter, device)
@@ -289,16 +275,25 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     """In-distribution test, baselines, faithfulness (deletion) curves, sanity, Fig 1 data."""
     import torch
 
-    from genex.explain import BlurInfiller, ComponentMap, MeanInfiller, NoiseInfiller, ZeroInfiller
-    from genex.explain.baselines import (IntegratedGradientsBaseline, RandomBaseline,
-                                         SaliencyBaseline)
+    from genex.explain import (
+        BlurInfiller,
+        ComponentMap,
+        MeanInfiller,
+        NoiseInfiller,
+        ZeroInfiller,
+    )
+    from genex.explain.baselines import (
+        IntegratedGradientsBaseline,
+        RandomBaseline,
+        SaliencyBaseline,
+    )
     from genex.explain.nsynth import explain_notes, generative_infiller
     from genex.metrics.nsynth import deletion_curve, in_distribution, mean_spearman
     from genex.models.nsynth import InstrumentCNN
     from genex.utils import atomic_dir, write_json
 
-    device = _setup(args)
-    params = _params(args.params)
+    device = torch_step(args)
+    params = parse_params(args.params)
     ev, rde = params["evaluation"], params["rde"]
     feats = load_features(args.features)
     model = load_classifier(args.classifier, device)
@@ -416,7 +411,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     with atomic_file(args.curve) as tmp:
         shutil.copyfile(Path(args.evaluation) / "deletion_curve.csv", tmp)
     write_section(Path(args.out), metrics, Path(args.features), Path(args.notes),
-                  Path(args.evaluation), _params(args.params))
+                  Path(args.evaluation), parse_params(args.params))
 
 
 # ------------------------------------------------------------------------------ CLI

@@ -18,31 +18,16 @@ Heavy imports (torch, FrEIA, matplotlib) happen inside the steps, so `genex --he
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
 
+from genex.studies import torch_step
+from genex.utils.io import parse_params
+
 log = logging.getLogger("genex.piano")
 
 
-def _params(text: str) -> dict:
-    try:
-        return json.loads(Path(text[1:]).read_text()) if text.startswith("@") else json.loads(text)
-    except (OSError, json.JSONDecodeError) as err:
-        raise SystemExit(f"genex piano: --params is not valid JSON ({err})") from None
-
-
-def _setup(args: argparse.Namespace):
-    """Seed everything, set the threads, pick the device; returns the device."""
-    import torch  # noqa: F401 - imported first so seed_everything seeds it too
-
-    from genex.train.checkpoint import resolve_device, set_threads
-    from genex.utils import seed_everything
-
-    seed_everything(args.seed)
-    set_threads(getattr(args, "threads", None))
-    return resolve_device(getattr(args, "device", "cpu"))
 
 
 def _features(args):
@@ -52,7 +37,7 @@ def _features(args):
     seed_everything(args.seed)
     t0 = time.perf_counter()
     with atomic_dir(args.out) as tmp:
-        summary = build_feature_set(args.root, tmp, _params(args.params), args.seed)
+        summary = build_feature_set(args.root, tmp, parse_params(args.params), args.seed)
     log.info("features of %s: %s (%.1f s)", args.root, summary, time.perf_counter() - t0)
 
 
@@ -60,8 +45,8 @@ def _train_inn(args):
     from genex.features.piano_dataset import FrameSet
     from genex.train.piano import train_inn
 
-    device = _setup(args)
-    info = train_inn(FrameSet.load(Path(args.features) / "pieces.npz"), _params(args.params),
+    device = torch_step(args)
+    info = train_inn(FrameSet.load(Path(args.features) / "pieces.npz"), parse_params(args.params),
                      args.seed, device, Path(args.checkpoints), Path(args.out))
     log.info("INN trained on %s: %s", device, info)
 
@@ -70,7 +55,7 @@ def _predict(args):
     from genex.explain.piano_eval import predict_all
     from genex.utils import atomic_dir
 
-    device = _setup(args)
+    device = torch_step(args)
     with atomic_dir(args.out) as tmp:
         info = predict_all(Path(args.features), Path(args.inn), tmp, device)
     log.info("predictions: %s", info)
@@ -82,11 +67,11 @@ def _train_smoother(args):
     from genex.features.piano_dataset import FrameSet
     from genex.train.piano import train_smoother
 
-    device = _setup(args)
+    device = torch_step(args)
     features = FrameSet.load(Path(args.features) / "pieces.npz")
     with np.load(Path(args.predictions) / "pieces.npz") as pred:
         y_hat = pred["y_hat"]
-    info = train_smoother(args.model, features, y_hat, _params(args.params), args.seed, device,
+    info = train_smoother(args.model, features, y_hat, parse_params(args.params), args.seed, device,
                           Path(args.checkpoints), Path(args.out))
     log.info("%s smoother trained: %s", args.model, info)
 
@@ -95,8 +80,8 @@ def _train_cnn(args):
     from genex.features.piano_dataset import FrameSet
     from genex.train.piano import train_cnn
 
-    device = _setup(args)
-    info = train_cnn(FrameSet.load(Path(args.features) / "pieces.npz"), _params(args.params),
+    device = torch_step(args)
+    info = train_cnn(FrameSet.load(Path(args.features) / "pieces.npz"), parse_params(args.params),
                      args.seed, device, Path(args.checkpoints), Path(args.out))
     log.info("CNN baseline trained: %s", info)
 
@@ -105,19 +90,19 @@ def _evaluate(args):
     from genex.explain.piano_eval import evaluate
     from genex.utils import atomic_dir
 
-    _setup(args)
+    torch_step(args)
     with atomic_dir(args.out) as tmp:
-        evaluate(Path(args.features), Path(args.predictions), Path(args.models), tmp, _params(args.params))
+        evaluate(Path(args.features), Path(args.predictions), Path(args.models), tmp, parse_params(args.params))
 
 
 def _inspect(args):
     from genex.explain.piano_inspect import inspect
     from genex.utils import atomic_dir
 
-    _setup(args)
+    torch_step(args)
     with atomic_dir(args.out) as tmp:
         inspect(Path(args.features), Path(args.predictions), Path(args.inn), tmp,
-                _params(args.params), args.seed)
+                parse_params(args.params), args.seed)
 
 
 def _report(args):
@@ -125,7 +110,7 @@ def _report(args):
 
     write_metrics_and_section(Path(args.predictions), Path(args.evaluation), Path(args.inspection),
                               Path(args.features), Path(args.metrics), Path(args.section),
-                              _params(args.params))
+                              parse_params(args.params))
 
 
 def _common(p: argparse.ArgumentParser, params: bool = True, threads: bool = False) -> None:

@@ -14,32 +14,20 @@ import argparse
 import logging
 from pathlib import Path
 
+from genex.studies import torch_step
+from genex.utils.io import parse_params
+
 log = logging.getLogger("genex.radio")
 
 
-def _params(text: str) -> dict:
-    from genex.cli import _params as parse
-
-    return parse(text)
-
-
-def _setup(seed: int, threads: int | None = None):
-    """Seed everything (deterministic algorithms) and bound the CPU threads."""
-    import torch  # noqa: F401 - seed_everything seeds torch once it is imported
-
-    from genex.train.checkpoint import set_threads
-    from genex.utils import seed_everything
-
-    seed_everything(seed)
-    set_threads(threads)
 
 
 def cmd_features(args: argparse.Namespace) -> None:
     from genex.features.radio import build_features
     from genex.utils import atomic_dir, provenance, write_json
 
-    params = _params(args.params)
-    _setup(args.seed)
+    params = parse_params(args.params)
+    torch_step(args)
     with atomic_dir(args.out) as tmp:
         meta = build_features(Path(args.root), tmp, params, args.seed)
         write_json(tmp / "genex.json", {"meta": meta, "provenance": provenance(params, args.seed)})
@@ -50,8 +38,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from genex.train.checkpoint import resolve_device
     from genex.train.radio import train_model
 
-    params = _params(args.params)
-    _setup(args.seed, args.threads)
+    params = parse_params(args.params)
+    torch_step(args)
     device = resolve_device(args.device)
     summary = train_model(args.model, Path(args.features), params, args.seed, device,
                           Path(args.checkpoints), Path(args.out))
@@ -67,7 +55,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from genex.train.radio import load_model, model_inputs, predict, rmse
     from genex.utils import atomic_file, write_json
 
-    _setup(args.seed, args.threads)
+    torch_step(args)
     device = resolve_device(args.device)
     test, meta = load_split(Path(args.features), "test"), load_meta(Path(args.features))
     result = {"test_samples": int(len(test["gain"]))}
@@ -98,8 +86,8 @@ def cmd_explain(args: argparse.Namespace) -> None:
     from genex.train.radio import model_inputs
     from genex.utils import atomic_dir, write_json
 
-    params = _params(args.params)
-    _setup(args.seed, args.threads)
+    params = parse_params(args.params)
+    torch_step(args)
     phi, phi_gt = _models(args)
     test = load_split(Path(args.features), "test")
     picks = _examples(len(test["gain"]), int(params["examples"]))
@@ -134,8 +122,8 @@ def cmd_sanity(args: argparse.Namespace) -> None:
     from genex.features.radio import load_meta, planted_scene
     from genex.utils import atomic_file, write_json
 
-    params = _params(args.params)
-    _setup(args.seed, args.threads)
+    params = parse_params(args.params)
+    torch_step(args)
     phi, phi_gt = _models(args)
     meta = load_meta(Path(args.features))
     scene = planted_scene(meta["resolution"], meta["metres_per_pixel"], int(params["roi"]))
@@ -162,8 +150,8 @@ def cmd_section(args: argparse.Namespace) -> None:
     from genex.report.radio import write_section
     from genex.utils import atomic_dir
 
-    params = _params(args.params)
-    _setup(args.seed)
+    params = parse_params(args.params)
+    torch_step(args)
     phi, phi_gt = _models(args)
     with atomic_dir(args.out) as tmp:
         write_section(tmp, Path(args.metrics), Path(args.features), Path(args.explain),

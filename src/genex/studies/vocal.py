@@ -12,27 +12,14 @@ import logging
 import time
 from pathlib import Path
 
+from genex.studies import torch_step
+from genex.utils.io import parse_params
+
 log = logging.getLogger("genex.vocal")
 
 MODEL_FILE = "model.pt"
 
 
-def _params(text: str) -> dict:
-    from genex.cli import _params as parse
-
-    return parse(text)
-
-
-def _setup(args: argparse.Namespace):
-    """Seed, threads and device of a torch step."""
-    import torch  # noqa: F401 - seed_everything seeds torch only once it is imported
-
-    from genex.train.checkpoint import resolve_device, set_threads
-    from genex.utils import seed_everything
-
-    set_threads(getattr(args, "threads", None))
-    seed_everything(args.seed)
-    return resolve_device(getattr(args, "device", "cpu"))
 
 
 def _grid(features: Path) -> tuple[tuple[int, int], int]:
@@ -53,7 +40,7 @@ def cmd_features(args: argparse.Namespace) -> None:
     seed_everything(args.seed)
     t0 = time.perf_counter()
     with atomic_dir(args.out) as tmp:
-        summary = extract(args.root, tmp, _params(args.params))
+        summary = extract(args.root, tmp, parse_params(args.params))
     log.info("features of %s written to %s in %.1f s: %s", args.root, args.out,
              time.perf_counter() - t0, summary["splits"])
 
@@ -74,13 +61,13 @@ def _save_model(out: Path, models: dict, params: dict, extra: dict, history: lis
 
 def cmd_train_detector(args: argparse.Namespace) -> None:
     """Train the singing-voice detector (best epoch on validation loss)."""
-    device = _setup(args)  # first: before torch is imported
+    device = torch_step(args)  # first: before torch is imported
     from genex.features.vocal_mel import load_split
     from genex.train.vocal import train_detector
 
     feats = Path(args.features)
     pool, frames = _grid(feats)
-    params = _params(args.params)
+    params = parse_params(args.params)
     model, state = train_detector(load_split(feats, "train"), load_split(feats, "valid"), params,
                                   pool, frames, args.seed, device, Path(args.checkpoints))
     _save_model(Path(args.out), {"detector": model.cpu()}, params,
@@ -134,7 +121,7 @@ def _frozen(model, device):
 
 def cmd_evaluate_detector(args: argparse.Namespace) -> None:
     """Frame-level accuracy, AUC and F1 (after median filtering) on the test songs."""
-    device = _setup(args)  # first: before torch is imported
+    device = torch_step(args)  # first: before torch is imported
     from genex.features.vocal_mel import load_split
     from genex.metrics.vocal import evaluate_frames
     from genex.train.vocal import predict
@@ -145,7 +132,7 @@ def cmd_evaluate_detector(args: argparse.Namespace) -> None:
     model = load_detector(Path(args.detector), feats, device)
     test = load_split(feats, "test")
     logits = predict(model, test, _all(test), frames, device)
-    result = evaluate_frames(logits, test.labels, test.song, _params(args.params))
+    result = evaluate_frames(logits, test.labels, test.song, parse_params(args.params))
     result["test_songs"] = len(test.songs)
     write_json(args.out, result)
     log.info("detector on %d test songs: %s", len(test.songs),
@@ -161,13 +148,13 @@ def _all(feats):
 
 def cmd_train_gan(args: argparse.Namespace) -> None:
     """Train the DCGAN on (pooled) training excerpts."""
-    device = _setup(args)  # first: before torch is imported
+    device = torch_step(args)  # first: before torch is imported
     from genex.features.vocal_mel import load_split
     from genex.train.vocal import train_gan
 
     feats = Path(args.features)
     pool, frames = _grid(feats)
-    params = _params(args.params)
+    params = parse_params(args.params)
     gen, state = train_gan(load_split(feats, "train"), load_split(feats, "valid"), params, pool,
                            frames, args.seed, device, Path(args.checkpoints))
     _save_model(Path(args.out), {"gen": gen.cpu()}, params,
@@ -177,7 +164,7 @@ def cmd_train_gan(args: argparse.Namespace) -> None:
 
 def cmd_activation_max(args: argparse.Namespace) -> None:
     """AM over the whole grid in one batch, Fréchet selection, GAN Fréchet distance."""
-    device = _setup(args)  # first: before torch is imported
+    device = torch_step(args)  # first: before torch is imported
     from genex.explain.vocal_run import run_activation_max
     from genex.utils import atomic_dir
 
@@ -185,7 +172,7 @@ def cmd_activation_max(args: argparse.Namespace) -> None:
     detector = load_detector(Path(args.detector), feats, device)
     gen = load_generator(Path(args.gan), feats, device)
     with atomic_dir(args.out) as tmp:
-        run_activation_max(feats, detector, gen, _params(args.params), args.seed, device, tmp)
+        run_activation_max(feats, detector, gen, parse_params(args.params), args.seed, device, tmp)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -193,7 +180,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     from genex.report.vocal import write_report
 
     write_report(Path(args.features), Path(args.evaluation), Path(args.detector), Path(args.gan),
-                 Path(args.am), _params(args.params), args.seed, Path(args.metrics),
+                 Path(args.am), parse_params(args.params), args.seed, Path(args.metrics),
                  Path(args.section))
     for model, curve in zip(("detector", "gan"), args.curves or []):
         _copy_atomic(Path(getattr(args, model)) / "history.csv", Path(curve))
@@ -211,10 +198,10 @@ def _copy_atomic(src: Path, dst: Path) -> None:
 
 # ----------------------------------------------------------------------------- registration
 
-def _common(p: argparse.ArgumentParser, torch_step: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, torch_args: bool = True) -> None:
     p.add_argument("--params", required=True, help="the config subsection as JSON, or @file.json")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    if torch_step:
+    if torch_args:
         p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
         p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
 
@@ -227,7 +214,7 @@ def register(subparsers) -> None:
 
     p = steps.add_parser("features", help="log-mel features and excerpt labels of a Jamendo-layout corpus")
     p.add_argument("--root", required=True, help="the corpus folder (audio/, labels/, filelists/)")
-    _common(p, torch_step=False)
+    _common(p, torch_args=False)
     p.add_argument("--out", required=True, help="features folder (replaced atomically)")
     p.set_defaults(func=cmd_features)
 
@@ -258,7 +245,7 @@ def register(subparsers) -> None:
     p = steps.add_parser("report", help="metrics.json and the report section")
     for name in ("features", "evaluation", "detector", "gan", "am"):
         p.add_argument(f"--{name}", required=True)
-    _common(p, torch_step=False)
+    _common(p, torch_args=False)
     p.add_argument("--metrics", required=True, help="metrics JSON")
     p.add_argument("--section", required=True, help="section folder (replaced atomically)")
     p.add_argument("--curves", nargs=2, metavar=("DETECTOR_CSV", "GAN_CSV"),

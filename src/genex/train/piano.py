@@ -21,7 +21,7 @@ from torch import nn
 from genex.features.piano_dataset import FrameSet
 from genex.features.piano_labels import N_KEYS, PHASE, VELOCITY
 from genex.metrics.framewise import framewise_prf_pieces
-from genex.models.inn import PianoINN, inn_losses, make_optimizer, clamp_gradients
+from genex.models.inn import PianoINN, clamp_gradients, inn_losses, make_optimizer
 from genex.models.piano_temporal import FramewiseCNN, make_smoother, smoother_optimizer
 from genex.train.checkpoint import Checkpointer, epoch_rng, fingerprint
 from genex.utils import atomic_file, progress

@@ -17,8 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from genex.features.radio import (draw_measurements, load_meta, load_split, phi_gt_inputs,
-                                  phi_inputs)
+from genex.features.radio import (
+    draw_measurements,
+    load_meta,
+    load_split,
+    phi_gt_inputs,
+    phi_inputs,
+)
 from genex.models.radio_unet import build_model
 from genex.train.checkpoint import Checkpointer, epoch_rng, fingerprint
 from genex.utils import atomic_file, progress

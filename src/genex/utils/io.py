@@ -85,3 +85,13 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> N
     if peak > 1.0:
         audio = audio / peak
     sf.write(str(path), audio, int(sample_rate), subtype="PCM_16")
+
+
+def parse_params(text: str) -> dict:
+    """A command's ``--params``: inline JSON, or ``@path/to/file.json``."""
+    try:
+        if text.startswith("@"):
+            return json.loads(Path(text[1:]).read_text())
+        return json.loads(text)
+    except (OSError, json.JSONDecodeError) as err:
+        raise SystemExit(f"genex: --params is not valid JSON ({err})") from None
