@@ -8,6 +8,7 @@ takes a few minutes. The profile checks at the top run everywhere.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -165,10 +166,23 @@ def test_tiny_dag_runs_through_the_slurm_profile(slurm_cluster, tmp_path, monkey
     assert (workdir / "results" / "report" / "index.html").exists()
     assert (workdir / "results" / "datasets" / "metrics.json").exists()
     assert "SLURM_JOB_ID=none" not in (workdir / "slurm-gpu-probe.txt").read_text()
-    # the GPU rule asked SLURM for a GPU, and no other rule did
-    gpu_rules = {job["Comment"] for job in jobs if "gpu" in job.get("TresPerJob", "")}
-    assert gpu_rules == {"rule_slurm_gpu_probe"}, jobs
+    # the GPU rules (the probe and the studies' training/explanation rules) asked SLURM for a
+    # GPU, and no other rule did
+    gpu_rules = {job["Comment"].split("_wildcards_")[0] for job in jobs
+                 if "gpu" in job.get("TresPerJob", "")}
+    expected = {f"rule_{name}" for name in ("slurm_gpu_probe", *declared_gpu_rules())}
+    assert len(expected) > 1 and gpu_rules == expected, jobs
     assert list((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
+
+
+def declared_gpu_rules() -> list[str]:
+    """The rules whose ``resources:`` declare ``gpu=1`` in workflow/rules/*.smk."""
+    rules = []
+    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        for match in re.finditer(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", path.read_text(), re.S | re.M):
+            if re.search(r"^\s+gpu\s*=\s*1,?$", match.group(2), re.M):
+                rules.append(match.group(1))
+    return rules
 
 
 def _submitted_jobs(log: str) -> int:
