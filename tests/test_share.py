@@ -70,6 +70,7 @@ def test_push_then_pull_into_a_fresh_clone_leaves_nothing_to_do(dvc_repo, tmp_pa
     clone = tmp_path / "clone"
     run(GIT + ["clone", "-q", str(dvc_repo), str(clone)])
     assert not (clone / "results/report/index.html").exists()
+    assert not list(clone.glob("results/*/section")), "outputs must come from DVC, not git"
     run([str(clone / "scripts/pull.sh")], cwd=clone)
     assert (clone / "results/report/index.html").exists()
     for metrics in dvc_repo.glob("results/**/metrics.json"):
