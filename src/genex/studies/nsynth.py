@@ -252,7 +252,6 @@ def _write_listenable(folder: Path, feats: dict, index, x, mask, inpainter, para
 
 def cmd_explain_classes(args: argparse.Namespace) -> None:
     """Table 1: magnitude-vs-phase keep probabilities per family over the test notes."""
-
     from genex.explain.nsynth import class_query, generative_infiller
     from genex.utils import atomic_dir, write_json
 
