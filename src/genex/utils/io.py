@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -13,17 +14,46 @@ from typing import Iterator
 import numpy as np
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _follow_umask(path: Path, folder: bool) -> None:
+    """mkstemp/mkdtemp create 0600/0700; a finished output gets the modes of a plain one."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
+def remove_stale(target: str | os.PathLike, suffix: str = ".partial") -> list[Path]:
+    """Remove what a killed earlier attempt at ``target`` left beside it (``.<name>.*<suffix>``).
+
+    Called when a step starts writing ``target`` again: only one job writes an output at a
+    time, so whatever such leftovers exist belong to dead attempts.
+    """
+    target = Path(target)
+    removed = []
+    if target.parent.is_dir():
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*{suffix}"):
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; rename it onto ``target`` on success.
 
-    On an exception the temporary folder is removed and ``target`` is left as it was.
+    On an exception the temporary folder is removed and ``target`` is left as it was. What a
+    killed earlier attempt left (``.<name>.*.partial``) is removed first.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         yield tmp
+        _follow_umask(tmp, folder=True)
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
         os.replace(tmp, target)
@@ -37,11 +67,14 @@ def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(target)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
+        if tmp.exists():
+            _follow_umask(tmp, folder=False)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -85,6 +118,30 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> N
     if peak > 1.0:
         audio = audio / peak
     sf.write(str(path), audio, int(sample_rate), subtype="PCM_16")
+
+
+def load_tensors(path: str | os.PathLike, map_location="cpu"):
+    """Load a genex ``.pt`` file without running code: tensors, numbers, strings, lists, dicts.
+
+    ``torch.load(weights_only=True)`` refuses pickled objects (a planted payload, a numpy
+    array, a class); the error names the file. Models and features reach users through shared
+    DVC remotes, so no file genex reads may execute anything.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: refused to load: it holds more than tensors and plain data "
+                         f"({first})") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ValueError(f"{path}: not a readable torch file ({err})") from None
 
 
 def parse_params(text: str) -> dict:
