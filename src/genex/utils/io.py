@@ -137,9 +137,10 @@ def load_tensors(path: str | os.PathLike, map_location="cpu"):
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found") from None
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{path}: refused to load: it holds more than tensors and plain data "
-                         f"({first})") from None
+        lines = [ln.strip() for ln in str(err).splitlines() if "Unsupported global" in ln]
+        what = lines[0].split("Unsupported global:", 1)[-1].strip() if lines else "a pickled object"
+        raise ValueError(f"{path}: refused to load: it holds {what}, not only tensors and plain "
+                         f"data (a file genex reads may not run code)") from None
     except (RuntimeError, EOFError, OSError) as err:
         raise ValueError(f"{path}: not a readable torch file ({err})") from None
 
