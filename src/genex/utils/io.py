@@ -137,11 +137,10 @@ def load_tensors(path: str | os.PathLike, map_location="cpu"):
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found") from None
     except pickle.UnpicklingError as err:
-        text = str(err)
-        if "Weights only load failed" not in text:
-            raise ValueError(f"{path}: not a readable torch file ({text.splitlines()[0]})") from None
-        lines = [ln.strip() for ln in text.splitlines() if "Unsupported global" in ln]
-        what = lines[0].split("Unsupported global:", 1)[-1].strip() if lines else "a pickled object"
+        lines = [ln.strip() for ln in str(err).splitlines() if "Unsupported global" in ln]
+        if not lines:
+            raise ValueError(f"{path}: not a readable torch file ({str(err).splitlines()[-1]})") from None
+        what = lines[0].split("Unsupported global:", 1)[-1].strip()
         raise ValueError(f"{path}: refused to load: it holds {what}, not only tensors and plain "
                          f"data (a file genex reads may not run code)") from None
     except (RuntimeError, EOFError, OSError) as err:
