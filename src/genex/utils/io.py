@@ -6,6 +6,7 @@ import contextlib
 import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -137,10 +138,13 @@ def load_tensors(path: str | os.PathLike, map_location="cpu"):
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found") from None
     except pickle.UnpicklingError as err:
-        lines = [ln.strip() for ln in str(err).splitlines() if "Unsupported global" in ln]
-        if not lines:
-            raise ValueError(f"{path}: not a readable torch file ({str(err).splitlines()[-1]})") from None
-        what = lines[0].split("Unsupported global:", 1)[-1].strip()
+        text = str(err)
+        found = re.search(r"GLOBAL (\S+)|Unsupported global: (?:GLOBAL )?(\S+)", text)
+        if not found:
+            details = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            reason = details[-2] if len(details) > 1 else text
+            raise ValueError(f"{path}: not a readable torch file ({reason})") from None
+        what = found.group(1) or found.group(2)
         raise ValueError(f"{path}: refused to load: it holds {what}, not only tensors and plain "
                          f"data (a file genex reads may not run code)") from None
     except (RuntimeError, EOFError, OSError) as err:
