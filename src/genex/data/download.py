@@ -792,13 +792,13 @@ def extract_archive(archive: str | os.PathLike, target_dir: str | os.PathLike,
     try:
         try:
             count = _extract_zip(archive, tmp, limits) if kind == "zip" else _extract_tar(archive, tmp, limits)
-        except NoSpaceError as err:
-            raise NoSpaceError(f"{archive}: extracting into {err}") from None
+        except NoSpaceError as err:  # name the target, not our temporary folder
+            raise NoSpaceError(f"{archive}: extracting into {str(err).replace(str(tmp), str(target))}") from None
         except (ValueError, *_FILTER_ERRORS) as err:
             raise ValueError(f"{archive}: {err}; extraction refused") from None
         except OSError as err:
             if _is_enospc(err):
-                raise NoSpaceError(f"{archive}: extracting into {_no_space(tmp, None)}") from None
+                raise NoSpaceError(f"{archive}: extracting into {_no_space(target.parent, None)}") from None
             if err.errno is None:  # gzip.BadGzipFile and the like
                 raise CorruptArchive(f"{archive}: corrupt or truncated archive "
                                      f"({type(err).__name__}: {err})", archive) from None
