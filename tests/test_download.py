@@ -1,8 +1,8 @@
 """Downloads against a local HTTP server: resume, retry, verification, safe extraction.
 
 The server runs in a thread on 127.0.0.1 (random port) and serves fixture archives the
-tests build in tmp_path; its behaviour (503s, a cut connection, ignoring Range) is set
-per test. Nothing here touches the network.
+tests build in tmp_path; its behaviour (503s, a cut connection, ignoring Range, no
+Content-Length, trickling, stalling mid-body, changing a file) is set per test. Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import socket
 import tarfile
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -42,6 +43,10 @@ class FixtureServer:
         self.fail_503: dict[str, int] = {}     # path -> how many 503s before success
         self.cut_after: dict[str, int] = {}    # path -> bytes sent before the first cut
         self.ignore_range = False
+        self.no_length: set[str] = set()       # paths served without Content-Length (read to close)
+        self.trickle: dict[str, float] = {}    # path -> seconds between single bytes
+        self.hold: dict[str, threading.Event] = {}  # path -> first answer stalls mid-body until set
+        self.then: dict[str, bytes] = {}       # path -> what to serve after the first answer
         self.lock = threading.Lock()
 
     def url(self, name: str) -> str:
@@ -67,10 +72,13 @@ def _handler(state: FixtureServer):
                 if fails:
                     state.fail_503[self.path] = fails - 1
                 cut = state.cut_after.pop(self.path, None)
+                hold = state.hold.pop(self.path, None)
+                data = state.files.get(self.path)
+                if self.path in state.then and not fails:
+                    state.files[self.path] = state.then.pop(self.path)
             if fails:
                 self._send(503, b"busy")
                 return
-            data = state.files.get(self.path)
             if data is None:
                 self._send(404, b"not found")
                 return
@@ -79,14 +87,33 @@ def _handler(state: FixtureServer):
             if rng and not state.ignore_range:
                 start = int(rng.removeprefix("bytes=").split("-")[0])
                 if start >= len(data):
-                    self._send(416, b"")
+                    self._send(416, b"", {"Content-Range": f"bytes */{len(data)}"})
                     return
             body = data[start:]
             self.send_response(206 if start else 200)
             if start:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            self.send_header("Content-Length", str(len(body)))
+            if self.path in state.no_length:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            else:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if self.path in state.trickle:
+                try:
+                    for i in range(len(body)):
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(state.trickle[self.path])
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up
+                return
+            if hold is not None:
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                hold.wait(60)
+                self.wfile.write(body[len(body) // 2:])
+                return
             if cut is not None:
                 # Promise the whole body, send part of it, drop the connection.
                 self.wfile.write(body[:cut])
@@ -96,8 +123,10 @@ def _handler(state: FixtureServer):
                 return
             self.wfile.write(body)
 
-        def _send(self, code: int, body: bytes):
+        def _send(self, code: int, body: bytes, headers: dict | None = None):
             self.send_response(code)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

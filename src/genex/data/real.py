@@ -5,7 +5,10 @@ Each ``download_<dataset>(out_dir, params)`` takes the dataset's config section:
 - ``base_url``: where the files without their own ``url`` live (tests point it at a local
   server);
 - ``files``: ``[{name, url?, sha256?, md5?, size?}, ...]``, the archives and their checks;
-- ``retries``, ``backoff``, ``timeout``: passed to :func:`genex.data.download.download_file`;
+- ``retries``, ``backoff``, ``timeout``, ``deadline`` (seconds per file, retries included):
+  passed to :func:`genex.data.download.download_file`;
+- ``max_extract_bytes``, ``max_compression_ratio``, ``max_members``: limits on what one
+  archive may unpack to (see :class:`genex.data.download.Limits`);
 - ``keep_downloads``: keep the verified archives in ``out_dir/.downloads`` (default true);
 - ``download_dir``: another folder for the archives (default ``<out_dir's parent>/.downloads/
   <out_dir's name>``: outside the output, so a failed job that Snakemake cleans up keeps the
@@ -14,8 +17,11 @@ Each ``download_<dataset>(out_dir, params)`` takes the dataset's config section:
 Archives are downloaded (resumably) into the download folder, then extracted into a
 temporary folder beside ``out_dir`` and arranged in the layout the readers expect; only
 then is the temporary folder swapped onto ``out_dir``. A failure leaves the previous
-``out_dir`` (or nothing but the download cache) in place. ``out_dir/genex.json`` records
-what was installed, like the embedded renders' ``genex.json``.
+``out_dir`` (or nothing but the download cache) in place; what a killed earlier run left
+beside ``out_dir`` is removed when the step starts again. An archive that fails to extract
+as corrupt is discarded and fetched once more (unless a checksum pins it: then fetching
+again cannot help). Jobs sharing a download folder take turns (a lock file in it).
+``out_dir/genex.json`` records what was installed, like the embedded renders' ``genex.json``.
 
 MAPS is not downloaded: it needs registration, so its unpacked folder is read from the
 path in ``datasets.maps.path``.
@@ -24,6 +30,7 @@ path in ``datasets.maps.path``.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import os
@@ -34,13 +41,23 @@ import urllib.parse
 from pathlib import Path
 from typing import Callable, Iterator
 
-from genex.data.download import download_file, extract_archive, recorded_sha256
+from genex.data.download import (
+    CorruptArchive,
+    Limits,
+    discard,
+    download_file,
+    extract_archive,
+    file_lock,
+    recorded_sha256,
+)
 from genex.utils import provenance, write_json
+from genex.utils.io import remove_stale
 
 log = logging.getLogger(__name__)
 
 DOWNLOADS = ".downloads"
-DEFAULTS = {"retries": 5, "backoff": 2.0, "timeout": 60.0, "keep_downloads": True}
+DEFAULTS = {"retries": 5, "backoff": 2.0, "timeout": 60.0, "keep_downloads": True,
+            "deadline": 86400.0}  # a day per file: 101 GB of MAESTRO at 1.2 MB/s
 
 # --------------------------------------------------------------------------- shared steps
 
@@ -73,7 +90,7 @@ def fetch(entries: list[dict], params: dict, downloads: Path) -> dict[str, Path]
         paths[entry["name"]] = download_file(
             file_url(entry, params), downloads / entry["name"], sha256=entry.get("sha256"),
             size=entry.get("size"), md5=entry.get("md5"), retries=opts["retries"],
-            backoff=opts["backoff"], timeout=opts["timeout"])
+            backoff=opts["backoff"], timeout=opts["timeout"], deadline=opts["deadline"])
     return paths
 
 
@@ -109,26 +126,69 @@ def _staged(out_dir: Path, keep: list[str]) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _restore_old(out_dir: Path) -> None:
+    """A kill between the two renames of the swap leaves the previous (complete) dataset in
+    a ``.old`` folder and no ``out_dir``: put it back."""
+    olds = sorted(out_dir.parent.glob(f".{glob.escape(out_dir.name)}.*.old"),
+                  key=lambda p: p.stat().st_mtime)
+    if olds and not out_dir.exists():
+        os.replace(olds[-1], out_dir)
+        log.warning("%s: restored the previous dataset from %s", out_dir, olds[-1].name)
+
+
+def _clean_stale(out_dir: Path) -> None:
+    """Remove what a killed earlier install left beside ``out_dir``."""
+    for suffix in (".partial", ".old"):
+        for stale in remove_stale(out_dir, suffix):
+            log.info("removed %s, left by a killed earlier run", stale)
+
+
 def _install(dataset: str, out_dir: Path, params: dict, entries: list[dict],
              build: Callable[[Path, dict[str, Path]], dict]) -> dict:
     """Fetch ``entries``, let ``build(staging, archives)`` lay the dataset out, swap it in."""
     out_dir = Path(out_dir)
     downloads = _download_dir(out_dir, params)
-    archives = fetch(entries, params, downloads)
-    keep_cache = bool({**DEFAULTS, **params}["keep_downloads"])
-    cache_inside = downloads.parent == out_dir
-    with _staged(out_dir, keep=[DOWNLOADS] if cache_inside and keep_cache else []) as staging:
-        summary = build(staging, archives)
-        summary["files"] = [_file_record(e, params, archives[e["name"]]) for e in entries]
-        write_json(staging / "genex.json", {"dataset": dataset, "summary": summary,
-                                            "provenance": provenance(params)})
-    if not keep_cache:  # only our files: download_dir may be a shared folder
-        for path in archives.values():
-            path.unlink(missing_ok=True)
-            path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+    if out_dir.parent.is_dir():
+        _restore_old(out_dir)  # before the lock, which may create out_dir/.downloads
+    with file_lock(downloads / ".genex.lock", str(downloads)):
+        summary = _install_locked(dataset, out_dir, params, entries, build, downloads)
+    if not {**DEFAULTS, **params}["keep_downloads"]:
         with contextlib.suppress(OSError):
             downloads.rmdir()  # only if now empty
     log.info("%s installed in %s", dataset, out_dir)
+    return summary
+
+
+def _install_locked(dataset: str, out_dir: Path, params: dict, entries: list[dict],
+                    build: Callable[[Path, dict[str, Path]], dict], downloads: Path) -> dict:
+    _clean_stale(out_dir)
+    keep_cache = bool({**DEFAULTS, **params}["keep_downloads"])
+    cache_inside = downloads.parent == out_dir
+    refetched: set[Path] = set()
+    while True:
+        archives = fetch(entries, params, downloads)
+        try:
+            with _staged(out_dir, keep=[DOWNLOADS] if cache_inside and keep_cache else []) as staging:
+                summary = build(staging, archives)
+                summary["files"] = [_file_record(e, params, archives[e["name"]]) for e in entries]
+                write_json(staging / "genex.json", {"dataset": dataset, "summary": summary,
+                                                    "provenance": provenance(params)})
+            break
+        except CorruptArchive as err:
+            entry = next((e for e in entries if archives[e["name"]] == err.path), None)
+            if entry is None:
+                raise
+            if entry.get("sha256") or entry.get("md5"):
+                raise CorruptArchive(f"{err}; it matches its configured checksum, so fetching "
+                                     "it again cannot help", err.path) from None
+            if err.path in refetched:
+                raise CorruptArchive(f"{err} (fetched again, still corrupt)", err.path) from None
+            log.warning("%s; discarding the cached file and fetching it again", err)
+            discard(err.path)
+            refetched.add(err.path)
+    if not keep_cache:  # only our files: download_dir may be a shared folder
+        for path in archives.values():
+            discard(path)
     return summary
 
 
@@ -139,13 +199,14 @@ def _file_record(entry: dict, params: dict, path: Path) -> dict:
             "verified_by": [k for k in ("sha256", "md5", "size") if entry.get(k) is not None]}
 
 
-def _extract_root(archive: Path, into: Path, has: Callable[[Path], bool], what: str) -> Path:
+def _extract_root(archive: Path, into: Path, has: Callable[[Path], bool], what: str,
+                  limits: Limits | None = None) -> Path:
     """Extract ``archive`` into ``into`` and return its folder that ``has`` the content.
 
     Archives wrap their content in zero, one or two folders; the root is the shallowest
     folder (depth <= 2) for which ``has`` holds.
     """
-    extract_archive(archive, into)
+    extract_archive(archive, into, limits=limits)
     levels = [[into]]
     for _ in range(2):
         levels.append(sorted(c for p in levels[-1] for c in p.iterdir() if c.is_dir()))
@@ -189,7 +250,8 @@ def download_nsynth(out_dir: Path, params: dict) -> None:
         for split in splits:
             name = by_split[split]["name"]
             root = _extract_root(archives[name], staging / f".x-{split}",
-                                 lambda p: (p / "examples.json").is_file(), "examples.json")
+                                 lambda p: (p / "examples.json").is_file(), "examples.json",
+                                 Limits.of(params))
             dest = staging / f"nsynth-{split}"
             os.replace(root, dest)
             shutil.rmtree(staging / f".x-{split}", ignore_errors=True)
@@ -221,7 +283,8 @@ def download_maestro(out_dir: Path, params: dict) -> None:
 
     def build(staging: Path, archives: dict[str, Path]) -> dict:
         root = _extract_root(archives[entry["name"]], staging / ".x",
-                             lambda p: (p / f"{version}.csv").is_file(), f"{version}.csv")
+                             lambda p: (p / f"{version}.csv").is_file(), f"{version}.csv",
+                             Limits.of(params))
         os.replace(root, staging / version)
         shutil.rmtree(staging / ".x", ignore_errors=True)
         dest = staging / version
@@ -278,13 +341,14 @@ def download_jamendo(out_dir: Path, params: dict) -> None:
         counts = {}
         for split in splits:
             tmp = staging / f".x-{split}"
-            root = _extract_root(archives[audio_files[split]["name"]], tmp, _has_audio, "audio files")
+            root = _extract_root(archives[audio_files[split]["name"]], tmp, _has_audio, "audio files",
+                                 Limits.of(params))
             before = sum(1 for _ in audio.iterdir())
             _move_children(root, audio)
             shutil.rmtree(tmp, ignore_errors=True)
             counts[f"{split}_audio"] = sum(1 for _ in audio.iterdir()) - before
         root = _extract_root(archives[labels["jam_annote"]["name"]], staging / ".x-labels",
-                             lambda p: any(p.glob("*.lab")), ".lab files")
+                             lambda p: any(p.glob("*.lab")), ".lab files", Limits.of(params))
         os.replace(root, staging / "labels")
         shutil.rmtree(staging / ".x-labels", ignore_errors=True)
         (staging / "filelists").mkdir()
@@ -309,7 +373,8 @@ def download_radiomapseer(out_dir: Path, params: dict) -> None:
 
     def build(staging: Path, archives: dict[str, Path]) -> dict:
         root = _extract_root(archives[entry["name"]], staging / ".x",
-                             lambda p: (p / "png").is_dir() and (p / "gain").is_dir(), "png/ and gain/")
+                             lambda p: (p / "png").is_dir() and (p / "gain").is_dir(), "png/ and gain/",
+                             Limits.of(params))
         for child in sorted(root.iterdir()):
             os.replace(child, staging / child.name)
         shutil.rmtree(staging / ".x", ignore_errors=True)
