@@ -2,6 +2,11 @@
 import json
 from pathlib import Path
 
+import jsonschema
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
 GENEX = Path(workflow.basedir) / "src" / "genex"
 
 # Embedded datasets are rendered here; real ones are downloaded (MAPS is read in place).
@@ -14,6 +19,25 @@ READERS = {
     "vocal-sf": ["data/vocal.py"], "jamendo": ["data/vocal.py"],
     "radio-sim": ["data/radio.py"], "radiomapseer": ["data/radio.py"],
 }
+
+
+def validate_config(config, schema_path):
+    """Validate (and fill defaults) like Snakemake's validate, but say in one line which key
+    is wrong and why: Snakemake's own message prints the whole schema and config (4,000 lines)."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "the top level"
+        if error.validator == "additionalProperties":
+            allowed = sorted(error.schema.get("properties", {}))
+            unknown = sorted(set(error.instance) - set(allowed))
+            message = (f"unknown key {', '.join(map(repr, unknown))} in {where}; "
+                       f"allowed: {', '.join(allowed)}")
+        else:
+            message = f"{where}: {error.message}"
+        raise WorkflowError(f"invalid config ({schema_path}): {message}")
+    validate(config, schema_path)  # fills the defaults
 
 
 def code(*modules):
