@@ -1,5 +1,6 @@
 # Shared helpers: code inputs, config sections as params, dataset sources.
 import json
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -19,6 +20,27 @@ READERS = {
     "vocal-sf": ["data/vocal.py"], "jamendo": ["data/vocal.py"],
     "radio-sim": ["data/radio.py"], "radiomapseer": ["data/radio.py"],
 }
+
+
+def check_configfile_args(argv):
+    """Refuse repeated --configfile options: Snakemake keeps only the last one and silently
+    drops the others (`--configfile=A --configfile=B` runs without A)."""
+    groups = []
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name in ("--configfile", "--configfiles"):
+            rest = []
+            for a in argv[i + 1:]:
+                if a.startswith("-"):
+                    break
+                rest.append(a)
+            groups.append([value] if eq else rest)
+    if len(groups) > 1:
+        every = [f for group in groups for f in group]
+        raise WorkflowError(
+            f"--configfile given {len(groups)} times: Snakemake would use only the last "
+            f"({' '.join(groups[-1])}) and ignore {' '.join(every[:-len(groups[-1])])}; "
+            f"give all in one option, in order: --configfile {' '.join(every)} -- [targets]")
 
 
 def validate_config(config, schema_path):
