@@ -1,6 +1,6 @@
 # genex: generative explanations of audio and radio-map networks.
 # Thin on purpose: configuration, validation, and the rule files. See README.md.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("8.20")
 
@@ -8,13 +8,16 @@ min_version("8.20")
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
-validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
+include: "workflow/rules/common.smk"
+
+
+check_configfile_args(sys.argv)
+validate_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 
 
 report: "workflow/report/workflow.rst"
 
 
-include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 
 

@@ -54,7 +54,8 @@ def test_misspelled_key_is_named_by_the_schema():
 def test_misspelled_key_fails_the_workflow_with_its_name(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("datasets:\n  radio_sim:\n    transmiters: 3\n")
-    proc = run(snakemake_cmd(tmp_path, "--dry-run", "--configfile", str(bad)), check=False)
+    proc = run(snakemake_cmd(tmp_path, "--dry-run", "--configfile", str(bad), profile="default"),
+               check=False)
     assert proc.returncode != 0
     assert "transmiters" in proc.stdout + proc.stderr
 

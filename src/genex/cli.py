@@ -12,8 +12,10 @@ import importlib
 import importlib.util
 import logging
 import os
+import pickle
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from genex.utils.io import parse_params
@@ -105,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `snakemake --profile workflow/profiles/default` for the whole pipeline.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true",
+                        help="debug logging, and the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("render", help="render an embedded dataset from soundfonts or the simulator",
@@ -150,14 +154,94 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(args: argparse.Namespace) -> str:
+    """`genex <command> [<step>]`, as the user typed it."""
+    return " ".join(["genex", args.command, *([args.step] if getattr(args, "step", None) else [])])
+
+
+def _file_in_traceback(tb) -> str | None:
+    """The innermost file a failed frame was reading (a path or an open file among its locals)."""
+    for frame, _ in reversed(list(traceback.walk_tb(tb))):
+        for value in frame.f_locals.values():
+            name = getattr(value, "name", None) if hasattr(value, "read") else value
+            if isinstance(name, (str, os.PathLike)):
+                try:
+                    if os.path.isfile(name):
+                        return os.fspath(name)
+                except (TypeError, ValueError):
+                    continue
+    return None
+
+
+# arguments that are not inputs read by the command
+_NOT_INPUTS = {"command", "step", "func", "out", "params", "seed", "threads", "device", "checkpoints",
+               "verbose", "debug", "metrics", "section", "curve", "curves"}
+
+
+def _inputs(args: argparse.Namespace) -> str | None:
+    """The command's input arguments that exist on disk, e.g. ``--root resources/radio-sim``."""
+    found = []
+    for key, value in vars(args).items():
+        values = value if isinstance(value, list) else [value]
+        paths = [v for v in values if isinstance(v, str) and os.path.exists(v)]
+        if key not in _NOT_INPUTS and paths:
+            found.append(f"--{key.replace('_', '-')} {' '.join(paths)}" if key != "inputs"
+                         and key != "sections" else " ".join(paths))
+    return ", ".join(found) or None
+
+
+def _in_params(key, node) -> bool:
+    if isinstance(node, dict):
+        return key in node or any(_in_params(key, v) for v in node.values())
+    if isinstance(node, list):
+        return any(_in_params(key, v) for v in node)
+    return False
+
+
+def _describe(err: BaseException, args: argparse.Namespace) -> str:
+    """``<input>: <problem>`` in one line."""
+    if isinstance(err, KeyError):
+        key = err.args[0] if err.args else "?"
+        params = getattr(args, "params", None)
+        try:
+            parsed = parse_params(params) if isinstance(params, str) else None
+        except SystemExit:
+            parsed = None
+        if parsed is not None and not _in_params(key, parsed):
+            return f"--params: missing key {key!r}"
+        where = _file_in_traceback(err.__traceback__)
+        return f"{where or 'input'}: missing key {key!r}"
+    if isinstance(err, OSError) and err.filename is not None:
+        names = " -> ".join(os.fspath(f) for f in (err.filename, err.filename2) if f is not None)
+        return f"{names}: {err.strerror or err}"
+    if isinstance(err, pickle.UnpicklingError):
+        where = _file_in_traceback(err.__traceback__) or _inputs(args) or "input"
+        return f"{where}: not a readable pickle/torch file ({err})"
+    if isinstance(err, IndexError):
+        where = _file_in_traceback(err.__traceback__) or _inputs(args)
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        at = Path(frame.filename)
+        at = at.relative_to(Path(__file__).parent) if at.is_relative_to(Path(__file__).parent) else at.name
+        problem = f"index out of range ({err}) at {at}:{frame.lineno}"
+        return f"{where}: {problem}" if where else problem
+    text = str(err) or type(err).__name__
+    return " ".join(text.split()) if "\n" in text else text
+
+
+# errors of the inputs or the machine, not bugs: one line; a bug keeps its traceback
+USER_ERRORS = (OSError, ValueError, KeyError, IndexError, RuntimeError, pickle.UnpicklingError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    logging.basicConfig(level=logging.DEBUG if args.verbose or args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         args.func(args)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
-        log.error("%s", err)
+    except USER_ERRORS as err:
+        # the traceback at debug level (shown with --debug or -v), the error as one line
+        log.debug("%s failed", _command(args), exc_info=True)
+        print(f"{_command(args)}: {_describe(err, args)}", file=sys.stderr)
         return 1
     return 0
 

@@ -1,6 +1,12 @@
 # Shared helpers: code inputs, config sections as params, dataset sources.
 import json
+import sys
 from pathlib import Path
+
+import jsonschema
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
 GENEX = Path(workflow.basedir) / "src" / "genex"
 
@@ -14,6 +20,46 @@ READERS = {
     "vocal-sf": ["data/vocal.py"], "jamendo": ["data/vocal.py"],
     "radio-sim": ["data/radio.py"], "radiomapseer": ["data/radio.py"],
 }
+
+
+def check_configfile_args(argv):
+    """Refuse repeated --configfile options: Snakemake keeps only the last one and silently
+    drops the others (`--configfile=A --configfile=B` runs without A)."""
+    groups = []
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name in ("--configfile", "--configfiles"):
+            rest = []
+            for a in argv[i + 1:]:
+                if a.startswith("-"):
+                    break
+                rest.append(a)
+            groups.append([value] if eq else rest)
+    if len(groups) > 1:
+        every = [f for group in groups for f in group]
+        raise WorkflowError(
+            f"--configfile given {len(groups)} times: Snakemake would use only the last "
+            f"({' '.join(groups[-1])}) and ignore {' '.join(every[:-len(groups[-1])])}; "
+            f"give all in one option, in order: --configfile {' '.join(every)} -- [targets]")
+
+
+def validate_config(config, schema_path):
+    """Validate (and fill defaults) like Snakemake's validate, but say in one line which key
+    is wrong and why: Snakemake's own message prints the whole schema and config (4,000 lines)."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "the top level"
+        if error.validator == "additionalProperties":
+            allowed = sorted(error.schema.get("properties", {}))
+            unknown = sorted(set(error.instance) - set(allowed))
+            message = (f"unknown key {', '.join(map(repr, unknown))} in {where}; "
+                       f"allowed: {', '.join(allowed)}")
+        else:
+            message = f"{where}: {error.message}"
+        raise WorkflowError(f"invalid config ({schema_path}): {message}")
+    validate(config, schema_path)  # fills the defaults
 
 
 def code(*modules):

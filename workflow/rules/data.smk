@@ -16,7 +16,7 @@ rule render_nsynth_sf:
     benchmark:
         "logs/benchmarks/render/nsynth-sf.tsv"
     shell:
-        "genex render nsynth-sf --params {params.cfg:q} --seed {params.seed} --out {output} > {log} 2>&1"
+        "genex render nsynth-sf --params {params.cfg:q} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
 
 
 rule render_piano_sf:
@@ -34,7 +34,7 @@ rule render_piano_sf:
     benchmark:
         "logs/benchmarks/render/piano-sf.tsv"
     shell:
-        "genex render piano-sf --params {params.cfg:q} --seed {params.seed} --out {output} > {log} 2>&1"
+        "genex render piano-sf --params {params.cfg:q} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
 
 
 rule render_vocal_sf:
@@ -52,7 +52,7 @@ rule render_vocal_sf:
     benchmark:
         "logs/benchmarks/render/vocal-sf.tsv"
     shell:
-        "genex render vocal-sf --params {params.cfg:q} --seed {params.seed} --out {output} > {log} 2>&1"
+        "genex render vocal-sf --params {params.cfg:q} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
 
 
 rule render_radio_sim:
@@ -70,7 +70,7 @@ rule render_radio_sim:
     benchmark:
         "logs/benchmarks/render/radio-sim.tsv"
     shell:
-        "genex render radio-sim --params {params.cfg:q} --seed {params.seed} --out {output} > {log} 2>&1"
+        "genex render radio-sim --params {params.cfg:q} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
 
 
 rule download_dataset:
@@ -89,4 +89,4 @@ rule download_dataset:
     benchmark:
         "logs/benchmarks/download/{dataset}.tsv"
     shell:
-        "genex download {wildcards.dataset} --params {params.cfg:q} --out {output} > {log} 2>&1"
+        "genex download {wildcards.dataset:q} --params {params.cfg:q} --out {output:q} > {log:q} 2>&1"

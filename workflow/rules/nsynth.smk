@@ -23,7 +23,7 @@ rule nsynth_features:
     benchmark:
         "logs/benchmarks/nsynth/features.tsv"
     shell:
-        "genex nsynth features --root {input.data} --params {params.cfg:q} --out {output} > {log} 2>&1"
+        "genex nsynth features --root {input.data:q} --params {params.cfg:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule nsynth_train_classifier:
@@ -46,9 +46,9 @@ rule nsynth_train_classifier:
     benchmark:
         "logs/benchmarks/nsynth/train_classifier.tsv"
     shell:
-        "genex nsynth train-classifier --features {input.features} --params {params.cfg:q} "
+        "genex nsynth train-classifier --features {input.features:q} --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} --device {params.device} "
-        "--checkpoints results/nsynth/checkpoints/classifier --out {output} > {log} 2>&1"
+        "--checkpoints results/nsynth/checkpoints/classifier --out {output:q} > {log:q} 2>&1"
 
 
 rule nsynth_train_inpainter:
@@ -72,9 +72,9 @@ rule nsynth_train_inpainter:
     benchmark:
         "logs/benchmarks/nsynth/train_inpainter.tsv"
     shell:
-        "genex nsynth train-inpainter --features {input.features} --classifier {input.classifier} "
+        "genex nsynth train-inpainter --features {input.features:q} --classifier {input.classifier:q} "
         "--params {params.cfg:q} --seed {params.seed} --threads {threads} --device {params.device} "
-        "--checkpoints results/nsynth/checkpoints/inpainter --out {output} > {log} 2>&1"
+        "--checkpoints results/nsynth/checkpoints/inpainter --out {output:q} > {log:q} 2>&1"
 
 
 NSYNTH_EXPLAIN_CODE = code("studies/nsynth.py", "explain/nsynth.py", "explain/rde.py",
@@ -104,9 +104,9 @@ rule nsynth_explain_notes:
     benchmark:
         "logs/benchmarks/nsynth/explain_notes.tsv"
     shell:
-        "genex nsynth explain-notes --features {input.features} --classifier {input.classifier} "
-        "--inpainter {input.inpainter} --params {params.cfg:q} --seed {params.seed} "
-        "--threads {threads} --device {params.device} --out {output} > {log} 2>&1"
+        "genex nsynth explain-notes --features {input.features:q} --classifier {input.classifier:q} "
+        "--inpainter {input.inpainter:q} --params {params.cfg:q} --seed {params.seed} "
+        "--threads {threads} --device {params.device} --out {output:q} > {log:q} 2>&1"
 
 
 rule nsynth_explain_classes:
@@ -131,9 +131,9 @@ rule nsynth_explain_classes:
     benchmark:
         "logs/benchmarks/nsynth/explain_classes.tsv"
     shell:
-        "genex nsynth explain-classes --features {input.features} --classifier {input.classifier} "
-        "--inpainter {input.inpainter} --params {params.cfg:q} --seed {params.seed} "
-        "--threads {threads} --device {params.device} --out {output} > {log} 2>&1"
+        "genex nsynth explain-classes --features {input.features:q} --classifier {input.classifier:q} "
+        "--inpainter {input.inpainter:q} --params {params.cfg:q} --seed {params.seed} "
+        "--threads {threads} --device {params.device} --out {output:q} > {log:q} 2>&1"
 
 
 rule nsynth_evaluate:
@@ -162,9 +162,9 @@ rule nsynth_evaluate:
     benchmark:
         "logs/benchmarks/nsynth/evaluate.tsv"
     shell:
-        "genex nsynth evaluate --features {input.features} --classifier {input.classifier} "
-        "--inpainter {input.inpainter} --notes {input.notes} --params {params.cfg:q} "
-        "--seed {params.seed} --threads {threads} --device {params.device} --out {output} > {log} 2>&1"
+        "genex nsynth evaluate --features {input.features:q} --classifier {input.classifier:q} "
+        "--inpainter {input.inpainter:q} --notes {input.notes:q} --params {params.cfg:q} "
+        "--seed {params.seed} --threads {threads} --device {params.device} --out {output:q} > {log:q} 2>&1"
 
 
 rule nsynth_report:
@@ -191,7 +191,7 @@ rule nsynth_report:
     benchmark:
         "logs/benchmarks/nsynth/report.tsv"
     shell:
-        "genex nsynth report --features {input.features} --classifier {input.classifier} "
-        "--inpainter {input.inpainter} --notes {input.notes} --classes {input.classes} "
-        "--evaluation {input.evaluation} --params {params.cfg:q} --seed {params.seed} "
-        "--metrics {output.metrics} --curve {output.curve} --out {output.section} > {log} 2>&1"
+        "genex nsynth report --features {input.features:q} --classifier {input.classifier:q} "
+        "--inpainter {input.inpainter:q} --notes {input.notes:q} --classes {input.classes:q} "
+        "--evaluation {input.evaluation:q} --params {params.cfg:q} --seed {params.seed} "
+        "--metrics {output.metrics:q} --curve {output.curve:q} --out {output.section:q} > {log:q} 2>&1"

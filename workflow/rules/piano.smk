@@ -31,8 +31,8 @@ rule piano_features:
     benchmark:
         "logs/benchmarks/piano/features.tsv"
     shell:
-        "genex piano features --root {input.data} --params {params.cfg:q} --seed {params.seed} "
-        "--out {output} > {log} 2>&1"
+        "genex piano features --root {input.data:q} --params {params.cfg:q} --seed {params.seed} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule piano_train_inn:
@@ -56,8 +56,8 @@ rule piano_train_inn:
     benchmark:
         "logs/benchmarks/piano/train_inn.tsv"
     shell:
-        "genex piano train-inn --features {input.features} --params {params.cfg:q} --seed {params.seed} "
-        "--threads {threads} --device {params.device} --checkpoints {params.ckpt} --out {output} > {log} 2>&1"
+        "genex piano train-inn --features {input.features:q} --params {params.cfg:q} --seed {params.seed} "
+        "--threads {threads} --device {params.device} --checkpoints {params.ckpt:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule piano_predict:
@@ -78,8 +78,8 @@ rule piano_predict:
     benchmark:
         "logs/benchmarks/piano/predict.tsv"
     shell:
-        "genex piano predict --features {input.features} --inn {input.inn} --seed {params.seed} "
-        "--threads {threads} --device {params.device} --out {output} > {log} 2>&1"
+        "genex piano predict --features {input.features:q} --inn {input.inn:q} --seed {params.seed} "
+        "--threads {threads} --device {params.device} --out {output:q} > {log:q} 2>&1"
 
 
 rule piano_train_smoother:
@@ -106,9 +106,9 @@ rule piano_train_smoother:
     benchmark:
         "logs/benchmarks/piano/train_{model}.tsv"
     shell:
-        "genex piano train-smoother --model {wildcards.model} --features {input.features} "
-        "--predictions {input.predictions} --params {params.cfg:q} --seed {params.seed} "
-        "--threads {threads} --device {params.device} --checkpoints {params.ckpt} --out {output} > {log} 2>&1"
+        "genex piano train-smoother --model {wildcards.model:q} --features {input.features:q} "
+        "--predictions {input.predictions:q} --params {params.cfg:q} --seed {params.seed} "
+        "--threads {threads} --device {params.device} --checkpoints {params.ckpt:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule piano_train_cnn:
@@ -132,8 +132,8 @@ rule piano_train_cnn:
     benchmark:
         "logs/benchmarks/piano/train_cnn.tsv"
     shell:
-        "genex piano train-cnn --features {input.features} --params {params.cfg:q} --seed {params.seed} "
-        "--threads {threads} --device {params.device} --checkpoints {params.ckpt} --out {output} > {log} 2>&1"
+        "genex piano train-cnn --features {input.features:q} --params {params.cfg:q} --seed {params.seed} "
+        "--threads {threads} --device {params.device} --checkpoints {params.ckpt:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule piano_evaluate:
@@ -155,9 +155,9 @@ rule piano_evaluate:
     benchmark:
         "logs/benchmarks/piano/evaluate.tsv"
     shell:
-        "genex piano evaluate --features {input.features} --predictions {input.predictions} "
+        "genex piano evaluate --features {input.features:q} --predictions {input.predictions:q} "
         "--models results/piano/models --params {params.cfg:q} --seed {params.seed} "
-        "--threads {threads} --device cpu --out {output} > {log} 2>&1"
+        "--threads {threads} --device cpu --out {output:q} > {log:q} 2>&1"
 
 
 rule piano_inspect:
@@ -179,9 +179,9 @@ rule piano_inspect:
     benchmark:
         "logs/benchmarks/piano/inspect.tsv"
     shell:
-        "genex piano inspect --features {input.features} --predictions {input.predictions} "
-        "--inn {input.inn} --params {params.cfg:q} --seed {params.seed} --threads {threads} "
-        "--device cpu --out {output} > {log} 2>&1"
+        "genex piano inspect --features {input.features:q} --predictions {input.predictions:q} "
+        "--inn {input.inn:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} "
+        "--device cpu --out {output:q} > {log:q} 2>&1"
 
 
 rule piano_report:
@@ -205,6 +205,6 @@ rule piano_report:
     benchmark:
         "logs/benchmarks/piano/report.tsv"
     shell:
-        "genex piano report --features {input.features} --predictions {input.predictions} "
-        "--evaluation {input.evaluation} --inspection {input.inspection} --params {params.cfg:q} "
-        "--seed {params.seed} --metrics {output.metrics} --section {output.section} > {log} 2>&1"
+        "genex piano report --features {input.features:q} --predictions {input.predictions:q} "
+        "--evaluation {input.evaluation:q} --inspection {input.inspection:q} --params {params.cfg:q} "
+        "--seed {params.seed} --metrics {output.metrics:q} --section {output.section:q} > {log:q} 2>&1"

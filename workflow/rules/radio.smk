@@ -28,8 +28,8 @@ rule radio_features:
     benchmark:
         "logs/benchmarks/radio/features.tsv"
     shell:
-        "genex radio features --root {input.data} --params {params.cfg:q} --seed {params.seed} "
-        "--out {output} > {log} 2>&1"
+        "genex radio features --root {input.data:q} --params {params.cfg:q} --seed {params.seed} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule radio_train_phi:
@@ -53,9 +53,9 @@ rule radio_train_phi:
     benchmark:
         "logs/benchmarks/radio/train_phi.tsv"
     shell:
-        "genex radio train --model phi --features {input.features} --params {params.cfg:q} "
+        "genex radio train --model phi --features {input.features:q} --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} --device {params.device} "
-        "--checkpoints {params.checkpoints} --out {output} > {log} 2>&1"
+        "--checkpoints {params.checkpoints:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule radio_train_phi_gt:
@@ -79,9 +79,9 @@ rule radio_train_phi_gt:
     benchmark:
         "logs/benchmarks/radio/train_phi_gt.tsv"
     shell:
-        "genex radio train --model phi_gt --features {input.features} --params {params.cfg:q} "
+        "genex radio train --model phi_gt --features {input.features:q} --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} --device {params.device} "
-        "--checkpoints {params.checkpoints} --out {output} > {log} 2>&1"
+        "--checkpoints {params.checkpoints:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule radio_evaluate:
@@ -103,8 +103,8 @@ rule radio_evaluate:
     benchmark:
         "logs/benchmarks/radio/evaluate.tsv"
     shell:
-        "genex radio evaluate --features {input.features} --phi {input.phi} --phi-gt {input.phi_gt} "
-        "--seed {params.seed} --threads {threads} --device {params.device} --out {output} > {log} 2>&1"
+        "genex radio evaluate --features {input.features:q} --phi {input.phi:q} --phi-gt {input.phi_gt:q} "
+        "--seed {params.seed} --threads {threads} --device {params.device} --out {output:q} > {log:q} 2>&1"
 
 
 rule radio_explain:
@@ -129,9 +129,9 @@ rule radio_explain:
     benchmark:
         "logs/benchmarks/radio/explain.tsv"
     shell:
-        "genex radio explain --features {input.features} --phi {input.phi} --phi-gt {input.phi_gt} "
+        "genex radio explain --features {input.features:q} --phi {input.phi:q} --phi-gt {input.phi_gt:q} "
         "--params {params.cfg:q} --seed {params.seed} --threads {threads} --device {params.device} "
-        "--out {output} > {log} 2>&1"
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule radio_sanity:
@@ -154,9 +154,9 @@ rule radio_sanity:
     benchmark:
         "logs/benchmarks/radio/sanity.tsv"
     shell:
-        "genex radio sanity --features {input.features} --phi {input.phi} --phi-gt {input.phi_gt} "
+        "genex radio sanity --features {input.features:q} --phi {input.phi:q} --phi-gt {input.phi_gt:q} "
         "--params {params.cfg:q} --seed {params.seed} --threads {threads} --device {params.device} "
-        "--out {output} > {log} 2>&1"
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule radio_metrics:
@@ -178,9 +178,9 @@ rule radio_metrics:
     benchmark:
         "logs/benchmarks/radio/metrics.tsv"
     shell:
-        "genex radio metrics --features {input.features} --evaluation {input.evaluation} "
-        "--explain {input.explain} --sanity {input.sanity} --phi {input.phi} --phi-gt {input.phi_gt} "
-        "--curves {output.curves} --out {output.metrics} > {log} 2>&1"
+        "genex radio metrics --features {input.features:q} --evaluation {input.evaluation:q} "
+        "--explain {input.explain:q} --sanity {input.sanity:q} --phi {input.phi:q} --phi-gt {input.phi_gt:q} "
+        "--curves {output.curves:q} --out {output.metrics:q} > {log:q} 2>&1"
 
 
 rule radio_section:
@@ -205,6 +205,6 @@ rule radio_section:
     benchmark:
         "logs/benchmarks/radio/section.tsv"
     shell:
-        "genex radio section --metrics {input.metrics} --features {input.features} "
-        "--explain {input.explain} --sanity {input.sanity} --phi {input.phi} --phi-gt {input.phi_gt} "
-        "--params {params.cfg:q} --seed {params.seed} --out {output.section} > {log} 2>&1"
+        "genex radio section --metrics {input.metrics:q} --features {input.features:q} "
+        "--explain {input.explain:q} --sanity {input.sanity:q} --phi {input.phi:q} --phi-gt {input.phi_gt:q} "
+        "--params {params.cfg:q} --seed {params.seed} --out {output.section:q} > {log:q} 2>&1"

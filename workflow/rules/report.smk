@@ -18,8 +18,8 @@ rule summarize_dataset:
     benchmark:
         "logs/benchmarks/summarize/{dataset}.tsv"
     shell:
-        "genex summarize {wildcards.dataset} --root {input.data} --params {params.cfg:q} "
-        "--seed {params.seed} --out {output} > {log} 2>&1"
+        "genex summarize {wildcards.dataset:q} --root {input.data:q} --params {params.cfg:q} "
+        "--seed {params.seed} --out {output:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -38,7 +38,7 @@ rule report:
     benchmark:
         "logs/benchmarks/report.tsv"
     shell:
-        "genex report {input.sections} {input.studies} --params {params.cfg:q} --out {output.report} > {log} 2>&1"
+        "genex report {input.sections:q} {input.studies:q} --params {params.cfg:q} --out {output.report:q} > {log:q} 2>&1"
 
 
 rule dataset_metrics:
@@ -56,4 +56,4 @@ rule dataset_metrics:
     conda:
         "../envs/genex.yaml"
     shell:
-        "genex collect-metrics {params.files:q} --out {output} > {log} 2>&1"
+        "genex collect-metrics {params.files:q} --out {output:q} > {log:q} 2>&1"

@@ -23,8 +23,8 @@ rule vocal_features:
     benchmark:
         "logs/benchmarks/vocal/features.tsv"
     shell:
-        "genex vocal features --root {input.data} --params {params.cfg:q} --seed {params.seed} "
-        "--out {output} > {log} 2>&1"
+        "genex vocal features --root {input.data:q} --params {params.cfg:q} --seed {params.seed} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule vocal_train_detector:
@@ -48,9 +48,9 @@ rule vocal_train_detector:
     benchmark:
         "logs/benchmarks/vocal/train_detector.tsv"
     shell:
-        "genex vocal train-detector --features {input.features} --params {params.cfg:q} "
+        "genex vocal train-detector --features {input.features:q} --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} --device {params.device} "
-        "--checkpoints results/vocal/checkpoints/detector --out {output} > {log} 2>&1"
+        "--checkpoints results/vocal/checkpoints/detector --out {output:q} > {log:q} 2>&1"
 
 
 rule vocal_train_gan:
@@ -74,9 +74,9 @@ rule vocal_train_gan:
     benchmark:
         "logs/benchmarks/vocal/train_gan.tsv"
     shell:
-        "genex vocal train-gan --features {input.features} --params {params.cfg:q} "
+        "genex vocal train-gan --features {input.features:q} --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} --device {params.device} "
-        "--checkpoints results/vocal/checkpoints/gan --out {output} > {log} 2>&1"
+        "--checkpoints results/vocal/checkpoints/gan --out {output:q} > {log:q} 2>&1"
 
 
 rule vocal_evaluate_detector:
@@ -99,9 +99,9 @@ rule vocal_evaluate_detector:
     benchmark:
         "logs/benchmarks/vocal/evaluate_detector.tsv"
     shell:
-        "genex vocal evaluate-detector --features {input.features} --detector {input.detector} "
+        "genex vocal evaluate-detector --features {input.features:q} --detector {input.detector:q} "
         "--params {params.cfg:q} --seed {params.seed} --threads {threads} --device {params.device} "
-        "--out {output} > {log} 2>&1"
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule vocal_activation_max:
@@ -127,9 +127,9 @@ rule vocal_activation_max:
     benchmark:
         "logs/benchmarks/vocal/activation_max.tsv"
     shell:
-        "genex vocal activation-max --features {input.features} --detector {input.detector} "
-        "--gan {input.gan} --params {params.cfg:q} --seed {params.seed} --threads {threads} "
-        "--device {params.device} --out {output} > {log} 2>&1"
+        "genex vocal activation-max --features {input.features:q} --detector {input.detector:q} "
+        "--gan {input.gan:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} "
+        "--device {params.device} --out {output:q} > {log:q} 2>&1"
 
 
 rule vocal_report:
@@ -156,7 +156,7 @@ rule vocal_report:
     benchmark:
         "logs/benchmarks/vocal/report.tsv"
     shell:
-        "genex vocal report --features {input.features} --evaluation {input.evaluation} "
-        "--detector {input.detector} --gan {input.gan} --am {input.am} --params {params.cfg:q} "
-        "--seed {params.seed} --metrics {output.metrics} --section {output.section} "
-        "--curves {output.detector_curve} {output.gan_curve} > {log} 2>&1"
+        "genex vocal report --features {input.features:q} --evaluation {input.evaluation:q} "
+        "--detector {input.detector:q} --gan {input.gan:q} --am {input.am:q} --params {params.cfg:q} "
+        "--seed {params.seed} --metrics {output.metrics:q} --section {output.section:q} "
+        "--curves {output.detector_curve:q} {output.gan_curve:q} > {log:q} 2>&1"
