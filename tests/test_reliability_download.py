@@ -262,3 +262,25 @@ def test_trickling_server_meets_the_deadline(server, tmp_path):
     with pytest.raises(DownloadError, match=r"slow\.bin: deadline of 2 s .*slow\.bin\.part is kept"):
         fetch([entry], {"base_url": server.base, **FAST, "deadline": 2}, tmp_path)
     assert not (tmp_path / "slow.bin").exists()
+
+
+# --------------------------------------------------------------------------- case 15: umask
+
+
+@pytest.mark.parametrize("umask, dir_mode", [(0o022, 0o755), (0o002, 0o775)])
+def test_installed_and_extracted_folders_follow_the_umask(server, tmp_path, umask, dir_mode):
+    """mkdtemp makes 0700 folders; a group on a shared filesystem must be able to read a dataset."""
+    import os
+    import stat
+
+    entry = server.add("nsynth-test.jsonwav.tar.gz", nsynth_archive("test", ["a-060-100"]))
+    params = {"splits": ["test"], "base_url": server.base, "files": [entry], **FAST}
+    old = os.umask(umask)
+    try:
+        out = tmp_path / "resources" / "nsynth"
+        download_nsynth(out, params)
+        extracted = extract_archive(out.parent / ".downloads" / "nsynth" / entry["name"], tmp_path / "t")
+    finally:
+        os.umask(old)
+    for folder in (out, extracted):
+        assert stat.S_IMODE(folder.stat().st_mode) == dir_mode, folder

@@ -781,7 +781,7 @@ def extract_archive(archive: str | os.PathLike, target_dir: str | os.PathLike,
             and the bytes needed).
         Nothing is left behind: neither the target nor the temporary folder.
     """
-    from genex.utils.io import remove_stale
+    from genex.utils.io import follow_umask, remove_stale
 
     archive, target = Path(archive), Path(target_dir)
     limits = limits or Limits()
@@ -814,6 +814,7 @@ def extract_archive(archive: str | os.PathLike, target_dir: str | os.PathLike,
                 raise ValueError(f"{archive}: expected a top-level folder {subdir!r}, found {found}")
         if target.exists():
             shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+        follow_umask(source, folder=True)  # mkdtemp made it 0700
         os.replace(source, target)
         log.info("%s: %d members extracted to %s", archive.name, count, target)
         return target

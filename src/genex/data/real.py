@@ -51,7 +51,7 @@ from genex.data.download import (
     recorded_sha256,
 )
 from genex.utils import provenance, write_json
-from genex.utils.io import remove_stale
+from genex.utils.io import follow_umask, remove_stale
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ def _staged(out_dir: Path, keep: list[str]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    follow_umask(tmp, folder=True)  # mkdtemp made it 0700
     old = None
     if out_dir.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))

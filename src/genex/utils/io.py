@@ -21,7 +21,7 @@ def _umask() -> int:
     return mask
 
 
-def _follow_umask(path: Path, folder: bool) -> None:
+def follow_umask(path: Path, folder: bool) -> None:
     """mkstemp/mkdtemp create 0600/0700; a finished output gets the modes of a plain one."""
     os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
 
@@ -54,7 +54,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         yield tmp
-        _follow_umask(tmp, folder=True)
+        follow_umask(tmp, folder=True)
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
         os.replace(tmp, target)
@@ -75,7 +75,7 @@ def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         if tmp.exists():
-            _follow_umask(tmp, folder=False)
+            follow_umask(tmp, folder=False)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
