@@ -1,0 +1,179 @@
+"""Reliability of the dataset readers: bad input files get one error naming the file.
+
+Each case crafts a tiny dataset in tmp_path with one bad file (NaN/inf samples, no samples,
+too short, a foreign sample rate, stereo; an escaping note_str; a label out of range; a PNG
+of the wrong size or mode) and runs the study's features step through ``genex.cli.main``:
+the step must return 1 with an error naming the file and the problem, and leave no output
+folder. Stereo is the exception: it is averaged to mono with a warning naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from genex.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    monkeypatch.setenv("GENEX_NO_PROGRESS", "1")
+
+
+def tone(seconds: float, sr: int, freq: float = 440.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(round(seconds * sr))) / sr
+    x = (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.stack([x, 0.5 * x], axis=1) if channels == 2 else x
+
+
+def write(path, audio, sr: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.asarray(audio, dtype=np.float32), sr, subtype="FLOAT")
+
+
+def bad_audio(problem: str, seconds: float, sr: int, short: float) -> tuple[np.ndarray, int]:
+    """The bad file of each problem: (samples, rate)."""
+    good = tone(seconds, sr)
+    if problem == "nan":
+        good[len(good) // 3] = np.nan
+        return good, sr
+    if problem == "inf":
+        good[len(good) // 2] = np.inf
+        return good, sr
+    if problem == "empty":
+        return np.zeros(0, np.float32), sr
+    if problem == "short":
+        return tone(short, sr), sr
+    if problem == "rate":
+        return tone(seconds, 22050 if sr != 22050 else 44100), 22050 if sr != 22050 else 44100
+    if problem == "stereo":
+        return tone(seconds, sr, channels=2), sr
+    raise AssertionError(problem)
+
+
+# what the error must say, per problem
+PROBLEM_TEXT = {"nan": "non-finite samples", "inf": "non-finite samples", "empty": "no samples",
+                "short": "shorter than", "rate": "sample rate"}
+
+
+def run_step(*argv: str) -> int:
+    return main([str(a) for a in argv])
+
+
+def assert_refused(rc: int, caplog, path, problem_text: str, out) -> None:
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert rc == 1, f"the step did not fail (rc {rc}); errors: {errors}"
+    assert len(errors) == 1 and str(path) in errors[0] and problem_text in errors[0], errors
+    assert "\n" not in errors[0]
+    assert not out.exists()
+
+
+def assert_downmix_warned(rc: int, caplog, path, out) -> None:
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert rc == 0
+    assert any(str(path) in w and "averaged to mono" in w for w in warnings), warnings
+    assert out.is_dir()
+
+
+# ---- nsynth ------------------------------------------------------------------------------------
+
+NSYNTH_PARAMS = json.dumps({"n_bins": 64, "fmin": 20.0, "fmax": 8000.0, "n_fft": 16384,
+                            "max_notes_per_split": 0})
+NOTE_SECONDS = 1.0
+
+
+def nsynth_entry(note_str: str, family: int = 0, sr: int = 16000) -> dict:
+    return {"note_str": note_str, "instrument_str": "bass_acoustic_000", "instrument_family": family,
+            "instrument_family_str": "bass", "instrument_source": 0,
+            "instrument_source_str": "acoustic", "pitch": 60, "velocity": 100, "sample_rate": sr}
+
+
+def nsynth_root(tmp_path, notes: dict, entries: dict | None = None, sr: int = 16000):
+    """nsynth-train with two good notes plus ``notes`` ({note_str: (audio, rate)})."""
+    root = tmp_path / "nsynth"
+    audio = root / "nsynth-train" / "audio"
+    examples = {}
+    for name in ("bass_acoustic_000-060-100", "bass_acoustic_000-062-100"):
+        write(audio / f"{name}.wav", tone(NOTE_SECONDS, sr), sr)
+        examples[name] = nsynth_entry(name, sr=sr)
+    for name, (samples, rate) in notes.items():
+        write(audio / f"{name}.wav", samples, rate)
+        examples[name] = nsynth_entry(name, sr=sr)
+    examples.update(entries or {})
+    (root / "nsynth-train" / "examples.json").write_text(json.dumps(examples))
+    return root
+
+
+@pytest.mark.parametrize("problem", ["nan", "inf", "empty", "short", "rate"])
+def test_nsynth_features_refuse_a_bad_note(tmp_path, caplog, problem):
+    # main a1bd2e3: nan/inf/empty/short/22.05 kHz were all silently turned into features
+    samples, rate = bad_audio(problem, NOTE_SECONDS, 16000, short=0.25)
+    root = nsynth_root(tmp_path, {"bass_acoustic_000-064-100": (samples, rate)})
+    bad = (root / "nsynth-train/audio/bass_acoustic_000-064-100.wav").resolve()
+    out = tmp_path / "out"
+    rc = run_step("nsynth", "features", "--root", root, "--params", NSYNTH_PARAMS, "--out", out)
+    assert_refused(rc, caplog, bad, PROBLEM_TEXT[problem], out)
+
+
+def test_nsynth_features_an_8khz_note_is_refused_naming_it(tmp_path, caplog):
+    # main a1bd2e3: "note_spectrum: fmax 8000.0 Hz is above Nyquist (4000.0 Hz)", no file named
+    root = nsynth_root(tmp_path, {"bass_acoustic_000-064-100": (tone(NOTE_SECONDS, 8000), 8000)})
+    bad = (root / "nsynth-train/audio/bass_acoustic_000-064-100.wav").resolve()
+    out = tmp_path / "out"
+    rc = run_step("nsynth", "features", "--root", root, "--params", NSYNTH_PARAMS, "--out", out)
+    assert_refused(rc, caplog, bad, "sample rate 8000 Hz", out)
+
+
+def test_nsynth_features_the_nyquist_error_names_the_file(tmp_path, caplog):
+    # a whole dataset at 8 kHz (examples.json agrees): fmax 8000 Hz is above its Nyquist
+    # frequency. main a1bd2e3: the error named no file.
+    root = nsynth_root(tmp_path, {}, sr=8000)
+    first = (root / "nsynth-train/audio/bass_acoustic_000-060-100.wav").resolve()
+    out = tmp_path / "out"
+    rc = run_step("nsynth", "features", "--root", root, "--params", NSYNTH_PARAMS, "--out", out)
+    assert_refused(rc, caplog, first, "Nyquist", out)
+
+
+def test_nsynth_features_downmix_a_stereo_note_with_a_warning(tmp_path, caplog):
+    # main a1bd2e3: averaged silently
+    samples, rate = bad_audio("stereo", NOTE_SECONDS, 16000, short=0.25)
+    root = nsynth_root(tmp_path, {"bass_acoustic_000-064-100": (samples, rate)})
+    bad = (root / "nsynth-train/audio/bass_acoustic_000-064-100.wav").resolve()
+    out = tmp_path / "out"
+    rc = run_step("nsynth", "features", "--root", root, "--params", NSYNTH_PARAMS, "--out", out)
+    assert_downmix_warned(rc, caplog, bad, out)
+
+
+@pytest.mark.parametrize("kind", ["relative", "absolute"])
+def test_nsynth_a_note_str_outside_the_dataset_is_refused(tmp_path, caplog, kind):
+    # a real WAV waits outside the dataset. main a1bd2e3: read it silently into the features
+    outside = tmp_path / "outside.wav"
+    write(outside, tone(NOTE_SECONDS, 16000), 16000)
+    note_str = "../../../outside" if kind == "relative" else str(tmp_path / "outside")
+    root = nsynth_root(tmp_path, {}, entries={"evil": nsynth_entry(note_str)})
+    out = tmp_path / "out"
+    rc = run_step("nsynth", "features", "--root", root, "--params", NSYNTH_PARAMS, "--out", out)
+    examples = root / "nsynth-train" / "examples.json"
+    assert_refused(rc, caplog, examples, "not a plain file name", out)
+    assert "'evil'" in caplog.text
+
+
+@pytest.mark.parametrize("family", [42, -1])
+def test_nsynth_features_refuse_a_family_out_of_range(tmp_path, caplog, family):
+    # main a1bd2e3: silently wrote features with family 42 / -1 (a crash only in training)
+    root = nsynth_root(tmp_path, {}, entries={
+        "odd_note": nsynth_entry("bass_acoustic_000-060-100", family=family)})
+    out = tmp_path / "out"
+    rc = run_step("nsynth", "features", "--root", root, "--params", NSYNTH_PARAMS, "--out", out)
+    assert_refused(rc, caplog, root / "nsynth-train" / "examples.json",
+                   f"'instrument_family' is {family}, outside 0..10", out)
+    assert "'odd_note'" in caplog.text
