@@ -177,3 +177,65 @@ def test_nsynth_features_refuse_a_family_out_of_range(tmp_path, caplog, family):
     assert_refused(rc, caplog, root / "nsynth-train" / "examples.json",
                    f"'instrument_family' is {family}, outside 0..10", out)
     assert "'odd_note'" in caplog.text
+
+
+# ---- piano ---------------------------------------------------------------------------------------
+
+PIANO_SECONDS = 0.5
+
+
+def piano_root(tmp_path, bad: tuple[np.ndarray, int] | None, layout: str = "piano-sf",
+               sr: int = 44100):
+    """Two recordings (a train and a test piece); the train one is ``bad`` if given."""
+    from genex.data.piano import COLUMNS, write_midi
+
+    root = tmp_path / "piano"
+    notes = pd.DataFrame([(0.0, 0.3, 60, 80)], columns=["start", "end", "pitch", "velocity"])
+    pedal = pd.DataFrame(columns=["time", "value"])
+    rows, meta = [], []
+    for piece, split in (("a", "train"), ("b", "test")):
+        rel = f"inst/MUS/{piece}" if layout == "piano-sf" else f"2004/{piece}"
+        samples, rate = bad if (bad is not None and split == "train") else (tone(PIANO_SECONDS, sr), sr)
+        write(root / f"{rel}.wav", samples, rate)
+        write_midi(root / f"{rel}.mid", notes, pedal)
+        rows.append({"recording": rel, "kind": "piece", "piece": piece, "instrument": "inst",
+                     "split": split, "audio_path": f"{rel}.wav", "midi_path": f"{rel}.mid",
+                     "pitch": -1, "sample_rate": sr, "duration": PIANO_SECONDS})
+        meta.append({"split": split, "midi_filename": f"{rel}.mid", "audio_filename": f"{rel}.wav",
+                     "canonical_title": piece, "duration": PIANO_SECONDS})
+    if layout == "piano-sf":
+        pd.DataFrame(rows, columns=COLUMNS).to_csv(root / "index.csv", index=False)
+    else:
+        pd.DataFrame(meta).to_csv(root / "maestro-v3.0.0.csv", index=False)
+    return root, (root / "inst/MUS/a.wav" if layout == "piano-sf" else root / "2004/a.wav").resolve()
+
+
+def piano_features(root, out) -> int:
+    return run_step("piano", "features", "--root", root, "--params", '{"valid_pieces": 0}',
+                    "--out", out)
+
+
+@pytest.mark.parametrize("problem", ["nan", "inf", "empty", "short", "rate"])
+def test_piano_features_refuse_a_bad_recording(tmp_path, caplog, problem):
+    # main a1bd2e3: every case silently became features (NaN frames, one empty frame,
+    # a 22.05 kHz file resampled although piano-sf is 44.1 kHz only)
+    root, bad = piano_root(tmp_path, bad_audio(problem, PIANO_SECONDS, 44100, short=0.05))
+    out = tmp_path / "out"
+    assert_refused(piano_features(root, out), caplog, bad, PROBLEM_TEXT[problem], out)
+
+
+def test_piano_features_downmix_a_stereo_recording_with_a_warning(tmp_path, caplog):
+    # main a1bd2e3: averaged silently
+    root, bad = piano_root(tmp_path, bad_audio("stereo", PIANO_SECONDS, 44100, short=0.05))
+    out = tmp_path / "out"
+    assert_downmix_warned(piano_features(root, out), caplog, bad, out)
+
+
+def test_piano_maestro_keeps_its_two_rates_and_refuses_others(tmp_path, caplog):
+    # MAESTRO v3 mixes 44.1 and 48 kHz: a 48 kHz recording is resampled, a 22.05 kHz one is
+    # not MAESTRO's. main a1bd2e3: the 22.05 kHz file was resampled silently.
+    root, bad = piano_root(tmp_path / "ok", (tone(PIANO_SECONDS, 48000), 48000), layout="maestro")
+    assert piano_features(root, tmp_path / "ok" / "out") == 0
+    root, bad = piano_root(tmp_path / "bad", (tone(PIANO_SECONDS, 22050), 22050), layout="maestro")
+    out = tmp_path / "bad" / "out"
+    assert_refused(piano_features(root, out), caplog, bad, "sample rate 22050 Hz", out)
