@@ -239,3 +239,71 @@ def test_piano_maestro_keeps_its_two_rates_and_refuses_others(tmp_path, caplog):
     root, bad = piano_root(tmp_path / "bad", (tone(PIANO_SECONDS, 22050), 22050), layout="maestro")
     out = tmp_path / "bad" / "out"
     assert_refused(piano_features(root, out), caplog, bad, "sample rate 22050 Hz", out)
+
+
+# ---- vocal ---------------------------------------------------------------------------------------
+
+SONG_SECONDS = 0.5
+
+
+def vocal_root(tmp_path, bad: tuple[np.ndarray, int], vocal_sf: bool = True):
+    """A vocal-sf corpus of three songs; ``song_b`` (train) is ``bad``."""
+    from genex.data.vocal import write_filelists, write_lab
+
+    root = tmp_path / "vocal"
+    names = ["song_a.wav", "song_b.wav", "song_c.wav"]
+    for name in names:
+        samples, rate = bad if name == "song_b.wav" else (tone(SONG_SECONDS, 22050), 22050)
+        write(root / "audio" / name, samples, rate)
+        (root / "labels").mkdir(parents=True, exist_ok=True)
+        write_lab(root / "labels" / name.replace(".wav", ".lab"),
+                  [(0.0, 0.2, "nosing"), (0.2, SONG_SECONDS, "sing")])
+    write_filelists(root, names, ["train", "train", "test"])
+    if vocal_sf:
+        (root / "songs.json").write_text("[]")
+    return root, (root / "audio" / "song_b.wav").resolve()
+
+
+def vocal_features(root, out) -> int:
+    return run_step("vocal", "features", "--root", root, "--params", "{}", "--out", out)
+
+
+# empty and too short are not here: main a1bd2e3 already refused them naming the file
+@pytest.mark.parametrize("problem", ["nan", "inf"])
+def test_vocal_features_refuse_a_bad_song(tmp_path, caplog, problem):
+    # main a1bd2e3: crashed with a librosa ParameterError traceback naming no file
+    root, bad = vocal_root(tmp_path, bad_audio(problem, SONG_SECONDS, 22050, short=0.01))
+    out = tmp_path / "out"
+    assert_refused(vocal_features(root, out), caplog, bad, PROBLEM_TEXT[problem], out)
+
+
+def test_vocal_features_refuse_another_rate_in_vocal_sf_only(tmp_path, caplog):
+    # main a1bd2e3: a 44.1 kHz song in a 22.05 kHz vocal-sf corpus was resampled silently.
+    # Jamendo (no songs.json) may mix rates: there it is still resampled.
+    root, bad = vocal_root(tmp_path, bad_audio("rate", SONG_SECONDS, 22050, short=0.01))
+    out = tmp_path / "out"
+    assert_refused(vocal_features(root, out), caplog, bad, "sample rate 44100 Hz", out)
+    (root / "songs.json").unlink()
+    assert vocal_features(root, out) == 0 and out.is_dir()
+
+
+def test_vocal_features_downmix_a_stereo_song_with_a_warning(tmp_path, caplog):
+    # main a1bd2e3: averaged silently
+    root, bad = vocal_root(tmp_path, bad_audio("stereo", SONG_SECONDS, 22050, short=0.01))
+    out = tmp_path / "out"
+    assert_downmix_warned(vocal_features(root, out), caplog, bad, out)
+
+
+def test_vocal_cli_prints_one_error_line_for_a_nan_song(tmp_path):
+    # main a1bd2e3: a Python traceback (librosa.util.exceptions.ParameterError), exit 1
+    root, bad = vocal_root(tmp_path, bad_audio("nan", SONG_SECONDS, 22050, short=0.01))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "genex.cli", "vocal", "features", "--root",
+                           str(root), "--params", "{}", "--out", str(out)],
+                          capture_output=True, text=True,
+                          env={**os.environ, "GENEX_NO_PROGRESS": "1"})
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if " ERROR " in ln]
+    assert len(errors) == 1 and str(bad) in errors[0] and "non-finite" in errors[0]
+    assert not out.exists()
