@@ -307,3 +307,68 @@ def test_vocal_cli_prints_one_error_line_for_a_nan_song(tmp_path):
     errors = [ln for ln in proc.stderr.splitlines() if " ERROR " in ln]
     assert len(errors) == 1 and str(bad) in errors[0] and "non-finite" in errors[0]
     assert not out.exists()
+
+
+# ---- radio ---------------------------------------------------------------------------------------
+
+RADIO_PARAMS = json.dumps({"resolution": 8, "simulator": "DPM", "missing_levels": [1],
+                           "measurements": [1, 3], "transmitters_per_map": None, "max_maps": None})
+MAPS, SIZE = 7, 16
+
+
+def png(path, array) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def radio_root(tmp_path):
+    root = tmp_path / "radio"
+    for m in range(MAPS):
+        buildings = np.zeros((SIZE, SIZE), np.uint8)
+        buildings[2:6, 2:6] = 255
+        png(root / f"png/buildings_complete/{m}.png", buildings)
+        png(root / f"png/buildings_missing1/1/{m}.png", np.zeros((SIZE, SIZE), np.uint8))
+        antenna = np.zeros((SIZE, SIZE), np.uint8)
+        antenna[10, 12] = 255
+        png(root / f"png/antennas/{m}_0.png", antenna)
+        png(root / f"gain/DPM/{m}_0.png", np.full((SIZE, SIZE), 120, np.uint8))
+        (root / "antenna").mkdir(exist_ok=True)
+        (root / f"antenna/{m}.json").write_text(json.dumps([[12, 10]]))
+    return root
+
+
+def radio_features(root, out) -> int:
+    return run_step("radio", "features", "--root", root, "--params", RADIO_PARAMS, "--out", out)
+
+
+@pytest.mark.parametrize("problem, text", [
+    ("gain size", "pixels, but the dataset's maps are 16x16"),
+    ("missing size", "pixels, but the dataset's maps are 16x16"),
+    ("gain 16-bit", "expected 8-bit grey"),
+    ("gain colour", "a colour image"),
+    ("tx outside", "lies outside the 16x16 map"),
+])
+def test_radio_features_refuse_a_bad_map(tmp_path, caplog, problem, text):
+    # main a1bd2e3: a map of another size (here alone in its split), 16-bit gain (values > 1
+    # after /255) and colour (channel 0 taken) were accepted silently; a TX outside the map
+    # crashed with an IndexError traceback
+    root = radio_root(tmp_path)
+    if problem == "gain size":
+        bad = root / "gain/DPM/3_0.png"
+        png(bad, np.full((SIZE + 4, SIZE), 120, np.uint8))
+    elif problem == "missing size":
+        bad = root / "png/buildings_missing1/1/3.png"
+        png(bad, np.zeros((SIZE, SIZE + 8), np.uint8))
+    elif problem == "gain 16-bit":
+        bad = root / "gain/DPM/3_0.png"
+        png(bad, np.full((SIZE, SIZE), 30000, np.uint16))
+    elif problem == "gain colour":
+        bad = root / "gain/DPM/3_0.png"
+        rgb = np.zeros((SIZE, SIZE, 3), np.uint8)
+        rgb[..., 0], rgb[..., 1] = 120, 30
+        png(bad, rgb)
+    else:
+        bad = root / "antenna/3.json"
+        bad.write_text(json.dumps([[40, 10]]))
+    out = tmp_path / "out"
+    assert_refused(radio_features(root, out), caplog, bad, text, out)
