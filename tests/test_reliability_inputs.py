@@ -74,7 +74,7 @@ def assert_refused(rc: int, caplog, path, problem_text: str, out) -> None:
     assert rc == 1, f"the step did not fail (rc {rc}); errors: {errors}"
     assert len(errors) == 1 and str(path) in errors[0] and problem_text in errors[0], errors
     assert "\n" not in errors[0]
-    assert not out.exists()
+    assert not out.exists() and not list(out.parent.glob(f".{out.name}.*"))  # no partial folder
 
 
 def assert_downmix_warned(rc: int, caplog, path, out) -> None:
