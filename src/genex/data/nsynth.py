@@ -30,11 +30,24 @@ COLUMNS: tuple[str, ...] = ("split", "note_str", "audio_path", "instrument_str",
                             "instrument_source_str", "pitch", "velocity", "sample_rate")
 _INT_FIELDS = ("instrument_family", "instrument_source", "pitch", "velocity", "sample_rate")
 _STR_FIELDS = ("instrument_str", "instrument_family_str", "instrument_source_str")
+# Valid ranges (inclusive): a label outside them would silently train on a wrong class.
+_RANGES = {"instrument_family": (0, len(FAMILIES) - 1), "instrument_source": (0, len(SOURCES) - 1),
+           "pitch": (0, 127), "velocity": (0, 127), "sample_rate": (1, 10 ** 6)}
 
 
 def split_dir(root: Path, split: str) -> Path:
     """The folder of one split, e.g. ``root/nsynth-train``."""
     return Path(root) / f"nsynth-{split}"
+
+
+def _note_path(audio: Path, note_str, path: Path, key: str) -> Path:
+    """``audio/<note_str>.wav``; a note_str that is not a plain file name is refused."""
+    # examples.json comes with downloaded data: it must not point the reader anywhere else
+    if not isinstance(note_str, str) or not note_str or note_str in (".", "..") \
+            or "/" in note_str or "\\" in note_str or "\0" in note_str:
+        raise ValueError(f"{path}: entry {key!r} has note_str {note_str!r}, not a plain file "
+                         f"name inside {audio}")
+    return audio / f"{note_str}.wav"
 
 
 def _rows_of_split(root: Path, split: str) -> list[dict]:
@@ -54,8 +67,8 @@ def _rows_of_split(root: Path, split: str) -> list[dict]:
         if missing:
             raise ValueError(f"{path}: entry {key!r} lacks the field(s) {', '.join(missing)}")
         note_str = entry.get("note_str", key)
-        row = {"split": split, "note_str": str(note_str),
-               "audio_path": str(audio / f"{note_str}.wav")}
+        row = {"split": split, "note_str": note_str,
+               "audio_path": str(_note_path(audio, note_str, path, key))}
         for field in _INT_FIELDS:
             value = entry[field]
             # bool is an int subclass in Python but never a valid value here
@@ -63,6 +76,10 @@ def _rows_of_split(root: Path, split: str) -> list[dict]:
                     or int(value) != value:
                 raise ValueError(f"{path}: entry {key!r} field {field!r} is {value!r}, "
                                  f"not an integer")
+            low, high = _RANGES[field]
+            if not low <= value <= high:
+                raise ValueError(f"{path}: entry {key!r} field {field!r} is {int(value)}, "
+                                 f"outside {low}..{high}")
             row[field] = int(value)
         for field in _STR_FIELDS:
             if not isinstance(entry[field], str):
@@ -97,15 +114,37 @@ def read_nsynth(root: str | Path, splits: Sequence[str] = SPLITS) -> pd.DataFram
     return frame.astype({f: "int64" for f in _INT_FIELDS})
 
 
-def load_note(path: str | Path) -> tuple[np.ndarray, int]:
-    """A note's audio as mono float32 in [-1, 1] and its sample rate."""
-    import soundfile as sf
+def load_note(path: str | Path, sample_rate: int | None = None,
+              min_seconds: float = 0.0) -> tuple[np.ndarray, int]:
+    """A note's audio as mono float32 in [-1, 1] and its sample rate.
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
-    try:
-        audio, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as err:
-        raise ValueError(f"{path}: not a readable audio file ({err})") from None
-    return audio.mean(axis=1), int(sample_rate)
+    Errors name the file: missing, unreadable, empty, NaN/inf samples, a rate other than
+    ``sample_rate`` (the dataset's), shorter than ``min_seconds``. A stereo file is
+    averaged to mono with a warning (NSynth is mono).
+    """
+    from genex.data.audio import read_audio
+
+    return read_audio(path, rates=None if sample_rate is None else [sample_rate],
+                      min_seconds=min_seconds, mono_dataset=True,
+                      dataset="the dataset (examples.json)")
+
+
+def check_notes(frame: pd.DataFrame, root: str | Path) -> tuple[int, int]:
+    """The dataset's one sample rate and note length in samples, from examples.json and the
+    WAV headers; an entry at another declared rate is refused, naming it.
+
+    The length is the most common one (NSynth: 64000, 4 s at 16 kHz); :func:`load_note`
+    refuses shorter notes with it.
+    """
+    from genex.data.audio import header, most_common
+
+    if frame.empty:
+        raise ValueError(f"{root}: the dataset has no notes")
+    rate = most_common(frame["sample_rate"])
+    odd = frame[frame["sample_rate"] != rate]
+    if len(odd):
+        first = odd.iloc[0]
+        raise ValueError(f"{split_dir(root, first['split']) / 'examples.json'}: entry "
+                         f"{first['note_str']!r} has sample_rate {first['sample_rate']}, but the "
+                         f"dataset's notes are at {rate} Hz")
+    return rate, most_common(header(p)[0] for p in frame["audio_path"])

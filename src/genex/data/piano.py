@@ -48,6 +48,11 @@ SUSTAIN_CC = 64
 MAPS_TEST_INSTRUMENTS = ("ENSTDkCl", "ENSTDkAm")
 MAESTRO_CSV = "maestro-v3.0.0.csv"
 PIANO_SF_INDEX = "index.csv"
+# The sample rates of each layout's recordings (MAESTRO v3 mixes two; piano-sf's is in its
+# index) and whether its audio is mono: a stereo piano-sf file comes from somewhere else.
+LAYOUT_RATES = {"maps": (44100,), "maestro": (44100, 48000)}
+LAYOUT_NAMES = {"piano-sf": "piano-sf", "maps": "MAPS", "maestro": "MAESTRO v3"}
+MONO_LAYOUTS = ("piano-sf",)
 
 # pretty_midi writes at 120 bpm; 960 ticks per beat = 1920 ticks per second. Times on this
 # grid survive a write/read round trip exactly, so the renderer quantises to it.
@@ -173,6 +178,14 @@ def read_piano(root: str | Path) -> pd.DataFrame:
         raise ValueError(f"{root}: recording id {dup!r} occurs twice")
     return frame.sort_values(["split", "kind", "instrument", "recording"],
                              kind="stable").reset_index(drop=True)
+
+
+def audio_checks(layout: str, sample_rate: int) -> dict:
+    """:func:`genex.data.audio.read_audio`'s checks for a recording of ``layout``
+    (``sample_rate``: the rate :func:`read_piano` gives it)."""
+    rates = (int(sample_rate),) if layout == "piano-sf" else LAYOUT_RATES[layout]
+    where = f"piano-sf ({PIANO_SF_INDEX})" if layout == "piano-sf" else LAYOUT_NAMES[layout]
+    return {"rates": rates, "mono_dataset": layout in MONO_LAYOUTS, "dataset": where}
 
 
 def detect_layout(root: Path) -> str:

@@ -76,17 +76,37 @@ def simulate_gain(buildings: np.ndarray, tx: tuple[int, int], params: dict | Non
 
 # --- the reader -------------------------------------------------------------------------------
 
-def _read_png(path: Path) -> np.ndarray:
+def _read_png(path: Path, size: int | None = None) -> np.ndarray:
+    """An 8-bit grey map as a 2-D array; ``size``: the dataset's map size (square).
+
+    Grey (L), bilevel (1) and grey stored as RGB(A)/LA/palette are read; other modes
+    (16-bit, float, colour) and a wrong size are refused, naming the file.
+    """
     from PIL import Image
 
     try:
         with Image.open(path) as img:
+            mode = img.mode
+            if mode == "P":  # a palette of greys: its colours
+                img = img.convert("RGB")
             array = np.asarray(img)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found") from None
-    except OSError as err:
+    except (OSError, ValueError, SyntaxError) as err:  # PIL's errors for damaged files
         raise ValueError(f"{path}: not a readable PNG ({err})") from None
-    return array[..., 0] if array.ndim == 3 else array
+    if mode not in ("L", "1", "LA", "RGB", "RGBA", "P") or array.dtype not in (np.uint8, bool):
+        raise ValueError(f"{path}: image mode {mode!r} ({array.dtype}), expected 8-bit grey (L)")
+    if array.ndim == 3:
+        colour = array[..., :3] if array.shape[2] >= 3 else array[..., :1]
+        if (colour != colour[..., :1]).any():
+            raise ValueError(f"{path}: a colour image (mode {mode!r}), expected 8-bit grey (L)")
+        array = array[..., 0]
+    if array.ndim != 2 or 0 in array.shape:
+        raise ValueError(f"{path}: image of shape {array.shape}, expected a 2-D map")
+    if size is not None and array.shape != (size, size):
+        raise ValueError(f"{path}: {array.shape[1]}x{array.shape[0]} pixels, but the dataset's "
+                         f"maps are {size}x{size}")
+    return array
 
 
 class RadioMapSeer:
@@ -107,6 +127,18 @@ class RadioMapSeer:
         if not self._maps:
             raise FileNotFoundError(f"{complete}: no maps ({{m}}.png) found")
         self._tx: dict[int, list[int]] | None = None
+        self._size: int | None = None
+
+    @property
+    def size(self) -> int:
+        """Side of the (square) maps in pixels, from the first complete-buildings map."""
+        if self._size is None:
+            path = self.buildings_path(self._maps[0])
+            h, w = _read_png(path).shape
+            if h != w:
+                raise ValueError(f"{path}: {w}x{h} pixels, but maps must be square")
+            self._size = int(h)
+        return self._size
 
     @property
     def maps(self) -> list[int]:
@@ -169,17 +201,24 @@ class RadioMapSeer:
         positions = read_json(path)
         try:
             x, y = positions[tx][:2]
-        except (IndexError, TypeError, ValueError):
+            row, col = int(round(y)), int(round(x))
+        except (IndexError, KeyError, TypeError, ValueError, OverflowError):
             raise ValueError(f"{path}: no [x, y] position for transmitter {tx}") from None
-        return int(round(y)), int(round(x))
+        if not (0 <= row < self.size and 0 <= col < self.size):
+            raise ValueError(f"{path}: transmitter {tx} at [x, y] = [{x}, {y}] lies outside the "
+                             f"{self.size}x{self.size} map")
+        return row, col
 
     def load(self, m: int, tx: int, missing: int = 0, version: int = 1) -> dict[str, np.ndarray]:
         """One sample as float32 arrays: ``buildings`` (complete, 0/1), ``buildings_missing``
         (level ``missing``, version ``version``; level 0 = complete), ``tx`` (0/1) and ``gain``
         (/255, floored and rescaled to [0, 1])."""
-        complete = (_read_png(self.buildings_path(m)) > 0).astype(np.float32)
+        size = self.size
+        complete = (_read_png(self.buildings_path(m), size) > 0).astype(np.float32)
         partial = complete if missing == 0 else \
-            (_read_png(self.buildings_path(m, missing, version)) > 0).astype(np.float32)
-        antenna = (_read_png(self.root / "png" / "antennas" / f"{m}_{tx}.png") > 0).astype(np.float32)
-        gain = png_to_gain(_read_png(self.root / "gain" / self.simulator / f"{m}_{tx}.png"), self.floor)
+            (_read_png(self.buildings_path(m, missing, version), size) > 0).astype(np.float32)
+        antenna = (_read_png(self.root / "png" / "antennas" / f"{m}_{tx}.png", size) > 0
+                   ).astype(np.float32)
+        gain = png_to_gain(_read_png(self.root / "gain" / self.simulator / f"{m}_{tx}.png", size),
+                           self.floor)
         return {"buildings": complete, "buildings_missing": partial, "tx": antenna, "gain": gain}

@@ -189,6 +189,21 @@ def audio_duration(path: Path) -> float:
         raise ValueError(f"{path}: cannot read the audio duration ({err})") from None
 
 
+def audio_checks(root: str | os.PathLike, corpus: pd.DataFrame) -> dict:
+    """:func:`genex.data.audio.read_audio`'s checks for the songs of ``corpus``.
+
+    vocal-sf (``songs.json`` at the root) is mono at one sample rate, that of most of its
+    songs; Jamendo's songs are taken at any rate and channel count (the features resample
+    and downmix them).
+    """
+    from genex.data.audio import header, most_common
+
+    if not (Path(root) / "songs.json").is_file():
+        return {"rates": None, "mono_dataset": False, "dataset": "Jamendo"}
+    rate = most_common(header(p)[1] for p in corpus["audio_path"])
+    return {"rates": (rate,), "mono_dataset": True, "dataset": "this vocal-sf corpus"}
+
+
 def read_vocal(root: str | os.PathLike, check_labels: bool = True) -> pd.DataFrame:
     """One row per song of a Jamendo-layout corpus (the real Jamendo or vocal-sf).
 

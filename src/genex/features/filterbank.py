@@ -175,16 +175,16 @@ def filterbank_spectrogram(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) ->
     return np.log10(1.0 + bands).astype(np.float32)
 
 
-def load_audio(path: str | Path) -> np.ndarray:
-    """Mono float32 audio of a file at 44.1 kHz (channels averaged, resampled if needed)."""
-    import soundfile as sf
+def load_audio(path: str | Path, **checks) -> np.ndarray:
+    """Mono float32 audio of a file at 44.1 kHz (channels averaged, resampled if needed).
 
-    path = Path(path)
-    try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # noqa: BLE001 - libsndfile raises RuntimeError/LibsndfileError
-        raise ValueError(f"{path}: cannot read audio ({err})") from None
-    audio = audio.mean(axis=1)
+    ``checks`` go to :func:`genex.data.audio.read_audio` (the dataset's rates, mono or
+    not); a file too short for one analysis frame is refused, naming it.
+    """
+    from genex.data.audio import read_audio
+
+    audio, rate = read_audio(path, min_seconds=FRAME_SIZE / SAMPLE_RATE,
+                             **{"mono_dataset": False, **checks})
     if rate != SAMPLE_RATE:
         import librosa
 
@@ -192,9 +192,9 @@ def load_audio(path: str | Path) -> np.ndarray:
     return audio.astype(np.float32)
 
 
-def audio_file_features(path: str | Path) -> np.ndarray:
+def audio_file_features(path: str | Path, **checks) -> np.ndarray:
     """:func:`filterbank_spectrogram` of an audio file, ``[frames, 144]`` float32."""
-    return filterbank_spectrogram(load_audio(path), SAMPLE_RATE)
+    return filterbank_spectrogram(load_audio(path, **checks), SAMPLE_RATE)
 
 
 # ----------------------------------------------------------------------------- inverse

@@ -92,18 +92,25 @@ def validation_pieces(frame: pd.DataFrame, count: int, seed: int) -> list[str]:
     return sorted(rng.choice(train, size=count, replace=False).tolist()) if count else []
 
 
-def recording_features(audio_path: str, midi_path: str, instrument: int) -> tuple[np.ndarray, np.ndarray]:
-    """x [T, 144] and y [T, 185] of one recording, on the same frames."""
-    x = audio_file_features(audio_path)
+def recording_features(audio_path: str, midi_path: str, instrument: int,
+                       **checks) -> tuple[np.ndarray, np.ndarray]:
+    """x [T, 144] and y [T, 185] of one recording, on the same frames (``checks``: the
+    dataset's audio format, see :func:`genex.data.piano.audio_checks`)."""
+    x = audio_file_features(audio_path, **checks)
     y = labels_from_midi(midi_path, n_frames=len(x), instrument=instrument)
     return x, y
 
 
-def frame_set(rows: pd.DataFrame, numbers: dict[str, int], desc: str) -> FrameSet:
-    """Features of the recordings in ``rows`` (with a 'use' column for the split)."""
+def frame_set(rows: pd.DataFrame, numbers: dict[str, int], desc: str,
+              layout: str | None = None) -> FrameSet:
+    """Features of the recordings in ``rows`` (with a 'use' column for the split); with
+    ``layout`` the audio is checked against that layout's format."""
+    from genex.data.piano import audio_checks
+
     xs, ys, lengths = [], [], []
     for row in progress(list(rows.itertuples(index=False)), desc=desc, unit="rec"):
-        x, y = recording_features(row.audio_path, row.midi_path, numbers[row.instrument])
+        checks = audio_checks(layout, row.sample_rate) if layout else {}
+        x, y = recording_features(row.audio_path, row.midi_path, numbers[row.instrument], **checks)
         xs.append(x)
         ys.append(y)
         lengths.append(len(x))
@@ -119,9 +126,10 @@ def frame_set(rows: pd.DataFrame, numbers: dict[str, int], desc: str) -> FrameSe
 
 def build_feature_set(root: str | Path, out_dir: Path, params: dict, seed: int) -> dict:
     """Write pieces.npz, isolated.npz and meta.json for a dataset folder; returns the summary."""
-    from genex.data.piano import read_piano
+    from genex.data.piano import detect_layout, read_piano
 
     frame = read_piano(root)
+    layout = detect_layout(Path(root))
     frame = frame[frame["split"].isin(["train", "test"])]  # MAESTRO's validation split unused
     numbers = instrument_numbers(frame)
     held_out = validation_pieces(frame, int(params.get("valid_pieces", 1)), seed)
@@ -132,9 +140,9 @@ def build_feature_set(root: str | Path, out_dir: Path, params: dict, seed: int) 
     if limit:
         pieces = pieces.groupby("use", group_keys=False).head(int(limit))
     isolated = frame[(frame["kind"] == "isolated") & (frame["split"] == params.get("concept_split", "test"))]
-    piece_set = frame_set(pieces, numbers, "piano features: pieces")
+    piece_set = frame_set(pieces, numbers, "piano features: pieces", layout)
     piece_set.save(out_dir / "pieces.npz")
-    iso_set = frame_set(isolated, numbers, "piano features: isolated notes")
+    iso_set = frame_set(isolated, numbers, "piano features: isolated notes", layout)
     iso_set.save(out_dir / "isolated.npz")
     summary = {
         "instruments": list(numbers),

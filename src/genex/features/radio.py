@@ -176,7 +176,7 @@ def build_split(reader: RadioMapSeer, maps: list[int], params: dict, rng: np.ran
 def _map_size(reader: RadioMapSeer, m: int) -> int:
     from genex.data.radio import _read_png
 
-    return int(_read_png(reader.buildings_path(m)).shape[0])
+    return int(_read_png(reader.buildings_path(m), reader.size).shape[0])
 
 
 def build_features(root: Path, out: Path, params: dict, seed: int) -> dict:

@@ -99,15 +99,19 @@ def load_stats(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         return z["mean"], z["std"]
 
 
-def _song_features(row, p: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Log mel and per-frame sing labels of one song (a row of ``read_vocal``)."""
-    import librosa
-
+def _song_features(row, p: dict, checks: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Log mel and per-frame sing labels of one song (a row of ``read_vocal``); ``checks``:
+    the corpus's audio format (:func:`genex.data.vocal.audio_checks`)."""
+    from genex.data.audio import read_audio
     from genex.data.vocal import frame_labels, read_lab
 
-    audio, _ = librosa.load(row.audio_path, sr=p["sample_rate"], mono=True)
-    if audio.size < p["frame"]:
-        raise ValueError(f"{row.audio_path}: shorter than one frame ({audio.size} samples)")
+    # at least one analysis frame; errors name the file (what librosa.load did not check)
+    audio, rate = read_audio(row.audio_path, min_seconds=p["frame"] / p["sample_rate"],
+                             **(checks or {"mono_dataset": False}))
+    if rate != p["sample_rate"]:
+        import librosa
+
+        audio = librosa.resample(audio, orig_sr=rate, target_sr=p["sample_rate"])
     mel = log_mel(audio, p)
     times = np.arange(len(mel)) * hop_length(p) / p["sample_rate"]
     return mel, frame_labels(read_lab(row.lab_path), times)
@@ -115,14 +119,15 @@ def _song_features(row, p: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def extract(root: str | os.PathLike, out: Path, params: dict) -> dict:
     """Compute the features of every song under ``root`` into ``out``; returns a summary."""
-    from genex.data.vocal import SPLITS, read_vocal
+    from genex.data.vocal import SPLITS, audio_checks, read_vocal
     from genex.utils import progress, write_json
 
     p = {**DEFAULTS, **params}
     corpus = read_vocal(root)
+    checks = audio_checks(root, corpus)
     raw: dict[str, list] = {s: [] for s in SPLITS}
     for row in progress(corpus.itertuples(), desc="log mels", total=len(corpus), unit="song"):
-        raw[row.split].append((row.song, *_song_features(row, p)))
+        raw[row.split].append((row.song, *_song_features(row, p, checks)))
     if not raw["train"]:
         raise ValueError(f"{root}: no training songs")
     train = np.concatenate([mel for _, mel, _ in raw["train"]]).astype(np.float64)

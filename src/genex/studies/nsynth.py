@@ -98,19 +98,23 @@ def cmd_features(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from genex.data.nsynth import FAMILIES, load_note, read_nsynth
+    from genex.data.nsynth import FAMILIES, check_notes, load_note, read_nsynth
     from genex.features.spectrum import note_spectrum
     from genex.utils import atomic_dir, progress, write_json
 
     params = parse_params(args.params)
-    frame = read_nsynth(args.root)
+    frame = read_nsynth(args.root)  # refuses labels out of range, naming the entry
     if params.get("max_notes_per_split"):
         frame = frame.groupby("split", sort=False).head(int(params["max_notes_per_split"]))
+    rate, length = check_notes(frame, args.root)
     specs = []
     for path in progress(frame["audio_path"], desc="spectra", unit="note"):
-        audio, sr = load_note(path)
-        specs.append(note_spectrum(audio, sr, params["n_bins"], params["fmin"], params["fmax"],
-                                   params["n_fft"]))
+        audio, sr = load_note(path, rate, min_seconds=length / rate)
+        try:
+            specs.append(note_spectrum(audio, sr, params["n_bins"], params["fmin"],
+                                       params["fmax"], params["n_fft"]))
+        except ValueError as err:  # e.g. fmax above the note's Nyquist frequency
+            raise ValueError(f"{path}: {err}") from None
     x = torch.from_numpy(np.stack(specs))
     feats = {"x": x, "family": torch.tensor(frame["instrument_family"].to_numpy()),
              "split": frame["split"].tolist(), "note_str": frame["note_str"].tolist(),
