@@ -15,9 +15,10 @@ EMBEDDED = {"nsynth-sf": "nsynth_sf", "piano-sf": "piano_sf", "vocal-sf": "vocal
 DOWNLOADED = {"nsynth": "nsynth", "maestro": "maestro", "jamendo": "jamendo", "radiomapseer": "radiomapseer"}
 # the modules a dataset's reader runs (summaries and studies read datasets through them)
 READERS = {
-    "nsynth-sf": ["data/nsynth.py"], "nsynth": ["data/nsynth.py"],
-    "piano-sf": ["data/piano.py"], "maps": ["data/piano.py"], "maestro": ["data/piano.py"],
-    "vocal-sf": ["data/vocal.py"], "jamendo": ["data/vocal.py"],
+    "nsynth-sf": ["data/nsynth.py", "data/audio.py"], "nsynth": ["data/nsynth.py", "data/audio.py"],
+    "piano-sf": ["data/piano.py", "data/audio.py"], "maps": ["data/piano.py", "data/audio.py"],
+    "maestro": ["data/piano.py", "data/audio.py"],
+    "vocal-sf": ["data/vocal.py", "data/audio.py"], "jamendo": ["data/vocal.py", "data/audio.py"],
     "radio-sim": ["data/radio.py"], "radiomapseer": ["data/radio.py"],
 }
 

@@ -13,7 +13,7 @@ rule nsynth_features:
         directory("results/nsynth/features"),
     input:
         data=NSYNTH_DATA,
-        code=code("studies/nsynth.py", "features/spectrum.py", "data/nsynth.py"),
+        code=code("studies/nsynth.py", "features/spectrum.py", *READERS[study_dataset("nsynth")[0]]),
     params:
         cfg=section("nsynth", "features"),
     conda:
