@@ -18,6 +18,7 @@ from conftest import run, snakemake_cmd, workflow_copy
 from genex.features.piano_dataset import FrameSet
 from genex.features.piano_labels import N_KEYS, PHASE, VELOCITY, Y_DIM
 from genex.models.piano_temporal import PAPER_SMOOTHER_PARAMS, FramewiseCNN, KeySmoother
+from genex.utils import load_tensors
 
 MODELS = ("inn_threshold", "inn_gru", "inn_lstm", "inn_bigru", "cnn_baseline")
 
@@ -106,7 +107,7 @@ def test_inn_training_resumes_after_a_kill_to_the_same_weights(tmp_path, monkeyp
     assert not (tmp_path / "b.pt").exists()  # nothing half-written
     monkeypatch.setattr(tp.Checkpointer, "save", real_save)
     tp.train_inn(data, INN_PARAMS, 3, cpu, tmp_path / "ck_b", tmp_path / "b.pt")
-    a, b = torch.load(tmp_path / "a.pt"), torch.load(tmp_path / "b.pt")
+    a, b = load_tensors(tmp_path / "a.pt"), load_tensors(tmp_path / "b.pt")
     assert len(b["history"]) == 3
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
@@ -118,7 +119,7 @@ def test_inn_training_learns_and_stays_invertible(tmp_path):
     data = synthetic_frames()
     params = INN_PARAMS | {"epochs": 6, "lr": 3e-3}
     tp.train_inn(data, params, 0, torch.device("cpu"), tmp_path / "ck", tmp_path / "inn.pt")
-    history = torch.load(tmp_path / "inn.pt")["history"]
+    history = load_tensors(tmp_path / "inn.pt")["history"]
     assert history[-1]["fit"] < history[0]["fit"]
     model = tp.load_inn(tmp_path / "inn.pt")
     x = torch.as_tensor(data.x)

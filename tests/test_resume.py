@@ -21,6 +21,8 @@ import torch
 import yaml
 from conftest import BIN, run, snakemake_cmd
 
+from genex.utils import load_tensors
+
 TARGET = "results/nsynth/classifier"
 CHECKPOINT = "results/nsynth/checkpoints/classifier/last.pt"
 LOG = "logs/nsynth/train_classifier.log"
@@ -64,7 +66,7 @@ def _kill_after_epoch(workdir, epoch, timeout=240):
 
 
 def _weights(folder):
-    return torch.load(folder / "model.pt", map_location="cpu", weights_only=False)["state_dict"]
+    return load_tensors(folder / "model.pt")["state_dict"]
 
 
 def test_killed_training_rule_resumes_and_ends_where_an_uninterrupted_one_does(tiny_run, tmp_path):

@@ -25,7 +25,7 @@ from genex.features.piano_dataset import FrameSet
 from genex.features.piano_labels import PHASE
 from genex.metrics.framewise import framewise_prf, mean_prf
 from genex.models.inn import DIM_YZ_PAD, DIM_Z
-from genex.utils import write_json
+from genex.utils import load_arrays, write_json
 
 MODELS = ("inn_threshold", "inn_gru", "inn_lstm", "inn_bigru", "cnn_baseline")
 
@@ -79,8 +79,7 @@ def test_rolls(features_dir: Path, predictions_dir: Path, models_dir: Path, thre
     from genex.train.piano import cnn_roll, load_cnn, load_smoother, smooth_roll
 
     pieces = FrameSet.load(features_dir / "pieces.npz")
-    with np.load(predictions_dir / "pieces.npz") as pred:
-        y_hat = pred["y_hat"]
+    y_hat = load_arrays(predictions_dir / "pieces.npz", ["y_hat"])["y_hat"]
     cpu = torch.device("cpu")
     smoothers = {k: load_smoother(models_dir / f"{k}.pt") for k in ("gru", "lstm", "bigru")}
     cnn = load_cnn(models_dir / "cnn.pt")

@@ -25,7 +25,7 @@ from genex.features.filterbank import FPS, SAMPLE_RATE, filterbank_to_audio
 from genex.features.piano_dataset import FrameSet
 from genex.models.inn import DIM_Z
 from genex.report.figures import save_figure
-from genex.utils import progress, write_json, write_wav
+from genex.utils import load_arrays, progress, write_json, write_wav
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 QUANTILE_NAMES = ("q05", "q25", "q50", "q75", "q95")
@@ -166,8 +166,8 @@ def inspect(features_dir: Path, predictions_dir: Path, inn_path: Path, out_dir: 
     model = load_inn(inn_path)
     pieces = FrameSet.load(features_dir / "pieces.npz")
     isolated = FrameSet.load(features_dir / "isolated.npz")
-    with np.load(predictions_dir / "pieces.npz") as pred:
-        y_hat_all, z_all = pred["y_hat"], pred["z"]
+    pred = load_arrays(predictions_dir / "pieces.npz", ["y_hat", "z"])
+    y_hat_all, z_all = pred["y_hat"], pred["z"]
     gen = torch.Generator().manual_seed(seed)
     rec, frames = excerpt(pieces, params)
     x, y, y_hat, z_hat = pieces.x[frames], pieces.y[frames], y_hat_all[frames], z_all[frames]

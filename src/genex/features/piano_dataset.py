@@ -25,7 +25,7 @@ import pandas as pd
 
 from genex.features.filterbank import N_BINS, audio_file_features
 from genex.features.piano_labels import N_INSTRUMENTS, Y_DIM, labels_from_midi
-from genex.utils import progress, write_json
+from genex.utils import load_arrays, progress, write_json
 
 
 @dataclass
@@ -65,13 +65,9 @@ class FrameSet:
     @classmethod
     def load(cls, path: str | Path) -> "FrameSet":
         path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return cls(**{k: data[k] for k in cls.__dataclass_fields__})
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: feature file not found") from None
-        except KeyError as err:
-            raise ValueError(f"{path}: not a piano feature file (missing {err})") from None
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: feature file not found")
+        return cls(**load_arrays(path, list(cls.__dataclass_fields__)))
 
 
 def instrument_numbers(frame: pd.DataFrame) -> dict[str, int]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from genex.data.radio import GAIN_DB_MAX, RadioMapSeer, gain_db_to_scaled
-from genex.utils import progress
+from genex.utils import load_arrays, progress
 
 SPLITS = ("train", "valid", "test")
 PHI_CHANNELS = ("buildings_missing", "tx", "measurements")
@@ -210,8 +210,7 @@ def load_split(folder: Path, split: str) -> dict[str, np.ndarray]:
     path = Path(folder) / f"{split}.npz"
     if not path.exists():
         raise FileNotFoundError(f"{path}: radio features not found (run the radio features step)")
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
+    return load_arrays(path)
 
 
 def load_meta(folder: Path) -> dict:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genex.utils.io import load_arrays
+
 log = logging.getLogger("genex.vocal")
 
 DEFAULTS: dict = {
@@ -86,8 +88,8 @@ def load_split(folder: str | os.PathLike, split: str) -> SplitFeatures:
     path = Path(folder) / f"{split}.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: feature file missing (run `genex vocal features`)")
-    with np.load(path, allow_pickle=False) as z:
-        return SplitFeatures(z["mel"], z["centres"], z["labels"], z["song"], [str(s) for s in z["songs"]])
+    z = load_arrays(path, ["mel", "centres", "labels", "song", "songs"])
+    return SplitFeatures(z["mel"], z["centres"], z["labels"], z["song"], [str(s) for s in z["songs"]])
 
 
 def load_stats(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -95,8 +97,8 @@ def load_stats(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     path = Path(folder) / "stats.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: feature statistics missing (run `genex vocal features`)")
-    with np.load(path) as z:
-        return z["mean"], z["std"]
+    z = load_arrays(path, ["mean", "std"])
+    return z["mean"], z["std"]
 
 
 def _song_features(row, p: dict, checks: dict | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -137,11 +137,9 @@ def _fig2_notes(masks: dict, feats: dict, max_families: int) -> list[int]:
 def write_section(out: Path, metrics: dict, features: Path, notes: Path, evaluation: Path,
                   params: dict) -> None:
     """Write the report section folder ``out`` (section.json, figures, audio, metrics)."""
-    import torch
+    from genex.studies.nsynth import load_features, load_masks, load_scores
 
-    feats = torch.load(features / "features.pt", map_location="cpu", weights_only=False)
-    masks = torch.load(notes / "masks.pt", map_location="cpu", weights_only=False)
-    scores = torch.load(evaluation / "scores.pt", map_location="cpu", weights_only=False)
+    feats, masks, scores = load_features(features), load_masks(notes), load_scores(evaluation)
     notes_info = read_json(notes / "notes.json")
     families = feats["families"]
     with atomic_dir(out) as tmp:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from genex.report.figures import pyplot, save_figure
-from genex.utils import read_json, write_json
+from genex.utils import load_arrays, read_json, write_json
 
 # What the paper states (Heiss et al. 2020, §3.2; RadioMapSeer as in SPECS.md). It quotes no
 # RMSE or distortion numbers for the radio maps: those cells stay empty (None).
@@ -207,8 +207,7 @@ def write_section(out: Path, metrics_path: Path, features: Path, explain: Path, 
 
     m = read_json(metrics_path)
     ex = read_json(explain / "explanations.json")
-    with np.load(explain / "maps.npz") as data:
-        maps = {k: data[k] for k in data.files}
+    maps = load_arrays(explain / "maps.npz")
     n_fig = min(int(params["figures"]), len(maps["inputs"]))
     picks = ex["examples"][:n_fig]
     test = load_split(features, "test")

@@ -163,7 +163,7 @@ def write_report(features: Path, evaluation: Path, detector: Path, gan: Path, am
                  params: dict, seed: int, metrics_path: Path, section: Path) -> dict:
     """Write ``metrics_path`` and the section folder (atomically); returns the metrics."""
     from genex.features.vocal_mel import load_stats, mel_to_audio
-    from genex.utils import atomic_dir, read_json, write_json, write_wav
+    from genex.utils import atomic_dir, load_arrays, read_json, write_json, write_wav
 
     p = {**DEFAULTS, **params}
     fp = read_json(features / "features.json")["params"]
@@ -174,8 +174,7 @@ def write_report(features: Path, evaluation: Path, detector: Path, gan: Path, am
     m = read_json(metrics_path)  # the section quotes metrics.json, nothing else
     mean, std = load_stats(features)
     k = int(p["examples_shown"])
-    with np.load(am_dir / "examples.npz") as z:
-        arrays = {name: z[name] for name in z.files}
+    arrays = load_arrays(am_dir / "examples.npz")
     with atomic_dir(section) as tmp:
         blocks = [{"type": "text", "text": _intro(m, pool)}, *_tables(m)]
         curve_figure(tmp / "detector_training.png", det_train["history"], ["train_loss", "valid_loss"],

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from genex.studies import torch_step
-from genex.utils.io import parse_params
+from genex.utils.io import load_tensors, parse_params, save_tensors
 
 log = logging.getLogger("genex.nsynth")
 
@@ -36,7 +36,35 @@ def load_features(folder: str | Path) -> dict:
     path = Path(folder) / "features.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: features not found (run `genex nsynth features`)")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return load_tensors(path)
+
+
+def load_masks(folder: str | Path) -> dict:
+    """explain-notes' ``masks.pt``: ``index``, ``family``, ``predicted``, ``rde_concrete``, ``rde_l1``."""
+    path = Path(folder) / "masks.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: masks not found (run `genex nsynth explain-notes`)")
+    return load_tensors(path)
+
+
+def load_scores(folder: str | Path) -> dict:
+    """evaluate's ``scores.pt``: every method's attributions and the Fig 1 example."""
+    path = Path(folder) / "scores.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: scores not found (run `genex nsynth evaluate`)")
+    return load_tensors(path)
+
+
+def save_classifier(path: str | Path, model, params: dict) -> None:
+    """Φ's ``model.pt``: its params and CPU weights (what :func:`load_classifier` reads)."""
+    save_tensors(path, {"params": params,
+                        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}})
+
+
+def save_inpainter(path: str | Path, model, params: dict) -> None:
+    """G's ``model.pt``: its params, length and CPU weights (what :func:`load_inpainter` reads)."""
+    save_tensors(path, {"params": params, "length": model.length,
+                        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}})
 
 
 def split_data(feats: dict, split: str):
@@ -52,14 +80,12 @@ def split_data(feats: dict, split: str):
 
 def load_classifier(folder: str | Path, device=None):
     """Φ from a train-classifier output folder (eval mode)."""
-    import torch
-
     from genex.models.nsynth import InstrumentCNN
 
     path = Path(folder) / "model.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: classifier not found (run `genex nsynth train-classifier`)")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = load_tensors(path)
     p = saved["params"]
     model = InstrumentCNN(int(p["n_classes"]), p["width"], p["hidden"], p["dropout"])
     model.load_state_dict(saved["state_dict"])
@@ -68,14 +94,12 @@ def load_classifier(folder: str | Path, device=None):
 
 def load_inpainter(folder: str | Path, device=None):
     """G from a train-inpainter output folder (eval mode)."""
-    import torch
-
     from genex.models.nsynth import Inpainter
 
     path = Path(folder) / "model.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: inpainter not found (run `genex nsynth train-inpainter`)")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = load_tensors(path)
     model = Inpainter(saved["length"], saved["params"]["width"])
     model.load_state_dict(saved["state_dict"])
     return model.to(device or "cpu").eval()
@@ -123,7 +147,7 @@ def cmd_features(args: argparse.Namespace) -> None:
              "sample_rate": int(frame["sample_rate"].iloc[0]), "params": params}
     counts = frame.groupby("split").size().to_dict()
     with atomic_dir(args.out) as tmp:
-        torch.save(feats, tmp / "features.pt")
+        save_tensors(tmp / "features.pt", feats)
         write_json(tmp / "features.json", {"notes": counts, "shape": list(x.shape[1:]),
                                            "params": params})
     log.info("features of %d notes written to %s", len(frame), args.out)
@@ -148,8 +172,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> None:
     log.info("classifier: test accuracy %.3f (best epoch %s) in %.1f s", test_acc,
              state.best_epoch, time.perf_counter() - t0)
     with atomic_dir(args.out) as tmp:
-        torch.save({"params": params, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
-                   tmp / "model.pt")
+        save_classifier(tmp / "model.pt", model, params)
         write_json(tmp / "train.json", _rounded({
             "test_accuracy": test_acc, "test_loss": test_loss, "best_epoch": state.best_epoch,
             "epochs": state.epoch, "history": state.history, "params": params}))
@@ -171,9 +194,7 @@ def cmd_train_inpainter(args: argparse.Namespace) -> None:
     ckpt = Path(args.checkpoints or Path(args.out).parent / "checkpoints" / "inpainter")
     model, state = train_inpainter(data, classifier, params, args.seed, device, ckpt)
     with atomic_dir(args.out) as tmp:
-        torch.save({"params": params, "length": model.length,
-                    "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
-                   tmp / "model.pt")
+        save_inpainter(tmp / "model.pt", model, params)
         write_json(tmp / "train.json", _rounded({
             "parameters": count_parameters(model), "best_epoch": state.best_epoch,
             "best_valid_frechet": state.best, "epochs": state.epoch, "history": state.history,
@@ -213,9 +234,8 @@ def cmd_explain_notes(args: argparse.Namespace) -> None:
     with torch.no_grad():
         pred = model(x.to(device)).argmax(1).cpu()
     with atomic_dir(args.out) as tmp:
-        torch.save({"index": index, "family": y, "predicted": pred,
-                    "rde_concrete": masks["rde_concrete"], "rde_l1": masks["rde_l1"]},
-                   tmp / "masks.pt")
+        save_tensors(tmp / "masks.pt", {"index": index, "family": y, "predicted": pred,
+                                        "rde_concrete": masks["rde_concrete"], "rde_l1": masks["rde_l1"]})
         audio = _write_listenable(tmp, feats, index, x, masks["rde_concrete"], inpainter,
                                   params, args.seed)
         write_json(tmp / "notes.json", _rounded({"notes": len(index), "audio": audio,
@@ -301,7 +321,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     feats = load_features(args.features)
     model = load_classifier(args.classifier, device)
     inpainter = load_inpainter(args.inpainter, device)
-    saved = torch.load(Path(args.notes) / "masks.pt", map_location="cpu", weights_only=False)
+    saved = load_masks(args.notes)
     x_tr, _ = split_data(feats, "train")
     x_te, _ = split_data(feats, "test")
     mean, std = x_tr.mean(0), x_tr.std(0)
@@ -346,7 +366,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     example = _inpainting_example(feats, inpainter, ev, args.seed)
     with atomic_dir(args.out) as tmp:
-        torch.save({"scores": scores, "example": example}, tmp / "scores.pt")
+        save_tensors(tmp / "scores.pt", {"scores": scores, "example": example})
         with open(tmp / "deletion_curve.csv", "w") as f:
             f.write("keep_percent," + ",".join(scores) + "\n")
             for j, frac in enumerate(fractions):

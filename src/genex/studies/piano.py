@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from genex.studies import torch_step
-from genex.utils.io import parse_params
+from genex.utils.io import load_arrays, parse_params
 
 log = logging.getLogger("genex.piano")
 
@@ -62,15 +62,12 @@ def _predict(args):
 
 
 def _train_smoother(args):
-    import numpy as np
-
     from genex.features.piano_dataset import FrameSet
     from genex.train.piano import train_smoother
 
     device = torch_step(args)
     features = FrameSet.load(Path(args.features) / "pieces.npz")
-    with np.load(Path(args.predictions) / "pieces.npz") as pred:
-        y_hat = pred["y_hat"]
+    y_hat = load_arrays(Path(args.predictions) / "pieces.npz", ["y_hat"])["y_hat"]
     info = train_smoother(args.model, features, y_hat, parse_params(args.params), args.seed, device,
                           Path(args.checkpoints), Path(args.out))
     log.info("%s smoother trained: %s", args.model, info)

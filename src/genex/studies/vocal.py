@@ -48,13 +48,12 @@ def cmd_features(args: argparse.Namespace) -> None:
 def _save_model(out: Path, models: dict, params: dict, extra: dict, history: list[dict]) -> None:
     """A trained model folder: weights + config (``model.pt``), ``train.json``, ``history.csv``."""
     import pandas as pd
-    import torch
 
-    from genex.utils import atomic_dir, write_json
+    from genex.utils import atomic_dir, save_tensors, write_json
 
     with atomic_dir(out) as tmp:
-        torch.save({"params": params, **extra,
-                    "state": {k: m.state_dict() for k, m in models.items()}}, tmp / MODEL_FILE)
+        save_tensors(tmp / MODEL_FILE, {"params": params, **extra,
+                                        "state": {k: m.state_dict() for k, m in models.items()}})
         write_json(tmp / "train.json", {"params": params, **extra, "history": history})
         pd.DataFrame(history).to_csv(tmp / "history.csv", index=False, float_format="%.6g")
 
@@ -77,14 +76,13 @@ def cmd_train_detector(args: argparse.Namespace) -> None:
 
 def load_detector(folder: Path, features: Path, device=None):
     """The trained detector (eval mode, frozen) from its model folder."""
-    import torch
-
     from genex.train.vocal import build_detector
+    from genex.utils import load_tensors
 
     path = Path(folder) / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: detector missing (run `genex vocal train-detector`)")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = load_tensors(path)
     n_mels = _n_mels(features)
     model = build_detector(saved["params"], tuple(saved["pool"]), n_mels, saved["frames"])
     model.load_state_dict(saved["state"]["detector"])
@@ -93,14 +91,13 @@ def load_detector(folder: Path, features: Path, device=None):
 
 def load_generator(folder: Path, features: Path, device=None):
     """The trained DCGAN generator (eval mode, frozen) from its model folder."""
-    import torch
-
     from genex.train.vocal import build_gan
+    from genex.utils import load_tensors
 
     path = Path(folder) / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: generator missing (run `genex vocal train-gan`)")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = load_tensors(path)
     gen, _ = build_gan(saved["params"], tuple(saved["pool"]), _n_mels(features), saved["frames"])
     gen.load_state_dict(saved["state"]["gen"])
     return _frozen(gen, device)

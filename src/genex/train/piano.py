@@ -24,7 +24,7 @@ from genex.metrics.framewise import framewise_prf_pieces
 from genex.models.inn import PianoINN, clamp_gradients, inn_losses, make_optimizer
 from genex.models.piano_temporal import FramewiseCNN, make_smoother, smoother_optimizer
 from genex.train.checkpoint import Checkpointer, epoch_rng, fingerprint
-from genex.utils import atomic_file, progress
+from genex.utils import atomic_file, load_tensors, progress, save_tensors
 
 log = logging.getLogger("genex.piano")
 
@@ -34,16 +34,15 @@ log = logging.getLogger("genex.piano")
 def save_model(path: str | Path, kind: str, model: nn.Module, config: dict, history: list) -> None:
     """Weights plus what is needed to rebuild the model, written atomically."""
     with atomic_file(path) as tmp:
-        torch.save({"kind": kind, "config": config, "history": history,
-                    "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, tmp)
+        save_tensors(tmp, {"kind": kind, "config": config, "history": history,
+                           "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
 
 
 def _load(path: str | Path) -> dict:
     path = Path(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: model file not found") from None
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    return load_tensors(path)
 
 
 def build_inn(params: dict, seed: int) -> PianoINN:

@@ -26,7 +26,7 @@ from genex.features.radio import (
 )
 from genex.models.radio_unet import build_model
 from genex.train.checkpoint import Checkpointer, epoch_rng, fingerprint
-from genex.utils import atomic_file, progress
+from genex.utils import atomic_file, load_tensors, progress, save_tensors
 
 log = logging.getLogger("genex.radio")
 MODELS = ("phi", "phi_gt")
@@ -116,9 +116,14 @@ def train_model(model: str, features: Path, params: dict, seed: int, device: tor
                "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
                "best_epoch": state.best_epoch, "best_valid_rmse": state.best,
                "history": state.history}
-    with atomic_file(out) as tmp:
-        torch.save(payload, tmp)
+    save_model(out, payload)
     return payload
+
+
+def save_model(out: Path, payload: dict) -> None:
+    """The model file :func:`load_model` and :func:`load_summary` read, written atomically."""
+    with atomic_file(out) as tmp:
+        save_tensors(tmp, payload)
 
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> nn.Module:
@@ -126,7 +131,7 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> nn.Module:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: radio model not found (run the radio training step)")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = load_tensors(path)
     net = build_model(payload["in_channels"], payload["params"])
     net.load_state_dict(payload["state_dict"])
     return net.to(device).eval()
@@ -134,5 +139,5 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> nn.Module:
 
 def load_summary(path: Path) -> dict:
     """The training summary (history, best epoch) stored beside the weights."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
+    payload = load_tensors(path)
     return {k: payload[k] for k in ("best_epoch", "best_valid_rmse", "history")}

@@ -151,6 +151,82 @@ def load_tensors(path: str | os.PathLike, map_location="cpu"):
         raise ValueError(f"{path}: not a readable torch file ({err})") from None
 
 
+_PLAIN = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _check_plain(obj, where: str) -> None:
+    """Raise TypeError unless ``obj`` is only tensors and plain data (what load_tensors reads)."""
+    import collections
+
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        if type(obj) not in (torch.Tensor, torch.nn.Parameter):
+            raise TypeError(f"{where} is a {type(obj).__name__}, not a plain tensor")
+    elif isinstance(obj, (torch.Size, torch.dtype, torch.device)) or type(obj) in _PLAIN:
+        pass
+    elif type(obj) in (list, tuple):
+        for i, v in enumerate(obj):
+            _check_plain(v, f"{where}[{i}]")
+    elif type(obj) in (dict, collections.OrderedDict):
+        for k, v in obj.items():
+            if type(k) not in (str, int):
+                raise TypeError(f"{where} has a key of type {type(k).__name__}")
+            _check_plain(v, f"{where}[{k!r}]")
+    else:
+        raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}, "
+                        f"not a tensor or plain data")
+
+
+def save_tensors(path: str | os.PathLike, payload) -> None:
+    """``torch.save`` a payload of tensors and plain data only, so :func:`load_tensors` reads it.
+
+    A numpy array or any other object would be pickled and refused on load: refuse it here,
+    before the file is shared. (Not atomic: call inside ``atomic_dir``/``atomic_file``.)
+    """
+    import torch
+
+    try:
+        _check_plain(payload, "payload")
+    except TypeError as err:
+        raise TypeError(f"{path}: cannot save: {err} (load_tensors would refuse it)") from None
+    torch.save(payload, path)
+
+
+def load_arrays(path: str | os.PathLike, keys=None) -> dict[str, np.ndarray]:
+    """The arrays of a genex ``.npz`` file (all, or ``keys``), read with ``allow_pickle=False``.
+
+    An object array (pickled data) is refused, not run; every error names the file.
+    """
+    import zipfile
+
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise _NotNpz("not an .npz archive")
+        with data:
+            missing = [k for k in (keys or []) if k not in data.files]
+            if missing:
+                raise _NotNpz(f"missing {', '.join(missing)}")
+            return {k: data[k] for k in (data.files if keys is None else keys)}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    except _NotNpz as err:
+        raise ValueError(f"{path}: not the expected .npz file ({err})") from None
+    except ValueError as err:
+        if "pickle" in str(err) or "Object arrays" in str(err):
+            raise ValueError(f"{path}: refused to load: it holds pickled (object) data, not only "
+                             f"plain arrays (a file genex reads may not run code)") from None
+        raise ValueError(f"{path}: not a readable .npz file ({err})") from None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as err:
+        raise ValueError(f"{path}: not a readable .npz file ({err})") from None
+
+
+class _NotNpz(Exception):
+    pass
+
+
 def parse_params(text: str) -> dict:
     """A command's ``--params``: inline JSON, or ``@path/to/file.json``."""
     try:
