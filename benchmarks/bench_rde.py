@@ -14,7 +14,7 @@ import time
 import torch
 from torch import nn
 
-from genex.explain import RDEL1, ComponentMap, NoiseInfiller, RDEConcrete
+from genex.xai import RDEL1, ComponentMap, NoiseInfiller, RDEConcrete
 
 
 def small_cnn(n_classes: int = 11) -> nn.Module:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from genex.explain import (
+from genex.xai import (
     RDEL1,
     BlurInfiller,
     ComponentMap,
@@ -22,13 +22,13 @@ from genex.explain import (
     ZeroInfiller,
     concrete_mask,
 )
-from genex.explain.baselines import (
-    IntegratedGradientsBaseline,
-    OcclusionBaseline,
-    RandomBaseline,
-    SaliencyBaseline,
+from genex.xai.baselines import (
+    IntegratedGradients,
+    Occlusion,
+    Random,
+    Saliency,
 )
-from genex.explain.infill import compose
+from genex.xai.infill import compose
 
 SHAPE = (2, 64)
 BAND = list(range(20, 28))  # planted: magnitude (channel 0) bins 20..27 -> components 20..27
@@ -300,9 +300,9 @@ def test_matching_pursuit_per_input_components():
 
 # ---- baselines -----------------------------------------------------------------------------
 @pytest.mark.parametrize("make", [
-    lambda m, c: SaliencyBaseline(m, c),
-    lambda m, c: IntegratedGradientsBaseline(m, c, n_steps=8),
-    lambda m, c: OcclusionBaseline(m, c, perturbations_per_eval=16),
+    lambda m, c: Saliency(m, c),
+    lambda m, c: IntegratedGradients(m, c, n_steps=8),
+    lambda m, c: Occlusion(m, c, perturbations_per_eval=16),
 ], ids=["saliency", "integrated-gradients", "occlusion"])
 def test_baselines_rank_planted_band(make):
     model, x = PlantedLinear(), planted_inputs(3)
@@ -313,16 +313,16 @@ def test_baselines_rank_planted_band(make):
 
 def test_occlusion_over_grouped_components():
     model, x = PlantedLinear(), planted_inputs(2)
-    scores = OcclusionBaseline(model, ComponentMap.along_axis(SHAPE, 0)).attribute(x, target=0)
+    scores = Occlusion(model, ComponentMap.along_axis(SHAPE, 0)).attribute(x, target=0)
     expected = x[:, 0, BAND].sum(1)  # occluding the magnitude removes the band's logit
     assert torch.allclose(scores[:, 0], expected) and bool((scores[:, 1] == 0).all())
 
 
 def test_random_baseline_shape_and_seed():
     cmap = ComponentMap.identity(SHAPE)
-    a = RandomBaseline(cmap, seed=1).attribute(torch.zeros(3, *SHAPE))
+    a = Random(nn.Identity(), cmap, seed=1).attribute(torch.zeros(3, *SHAPE))
     assert a.shape == (3, 128)
-    assert torch.equal(a, RandomBaseline(cmap, seed=1).attribute(torch.zeros(3, *SHAPE)))
+    assert torch.equal(a, Random(nn.Identity(), cmap, seed=1).attribute(torch.zeros(3, *SHAPE)))
 
 
 # ---- batching and generative infill inside the optimisers ----------------------------------

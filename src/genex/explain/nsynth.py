@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from genex.explain.infill import ComponentMap, GenerativeInfiller, Infiller
-from genex.explain.rde import RDEL1, RateDistortion, RDEConcrete, concrete_mask, frozen
-from genex.explain.target import Target
+from genex.xai.components import ComponentMap
+from genex.xai.infill import GenerativeInfiller, Infiller
+from genex.xai.rde import RDEL1, RateDistortion, RDEConcrete, concrete_mask, frozen
+from genex.xai.target import Target
 from genex.utils import progress
 
 __all__ = ["explain_notes", "class_query", "keep_top", "select_notes"]

@@ -21,7 +21,7 @@ from genex.explain.radio_query import (
     random_orders,
     ranking_order,
 )
-from genex.explain.rde import RDEL1, MatchingPursuit, RDEConcrete
+from genex.xai.rde import RDEL1, MatchingPursuit, RDEConcrete
 from genex.utils import progress
 
 

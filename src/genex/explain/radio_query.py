@@ -2,9 +2,9 @@
 
 * :func:`radio_components`: every building (4-connected component of Φ's buildings channel)
   and every measurement pixel is one switchable component of a
-  :class:`~genex.explain.infill.ComponentMap` over Φ's input ``[3, H, W]``;
+  :class:`~genex.xai.infill.ComponentMap` over Φ's input ``[3, H, W]``;
 * a *query* is a box (region of interest) of Φ's output; the distortion is the RDE's
-  ``½ mean_{ROI} (Φ(x) − Φ(z))²`` (a :class:`~genex.explain.target.Target` weighting the box
+  ``½ mean_{ROI} (Φ(x) − Φ(z))²`` (a :class:`~genex.xai.target.Target` weighting the box
   by 1/size). **darken**: the box where Φ's estimate is darkest against its estimate with
   every component dropped ("where does Φ put a shadow, and what makes it?");
   **brighten**: the box where the measurements brighten Φ's estimate most against its
@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from genex.explain.infill import ComponentMap, Infiller
-from genex.explain.rde import RateDistortion, frozen
-from genex.explain.target import Target
+from genex.xai.components import ComponentMap
+from genex.xai.infill import Infiller
+from genex.xai.rde import RateDistortion, frozen
+from genex.xai.target import Target
 from genex.features.radio import building_components
 
 QUERIES = ("darken", "brighten")

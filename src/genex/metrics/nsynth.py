@@ -8,9 +8,10 @@ import torch
 from scipy.stats import spearmanr
 from torch import Tensor
 
-from genex.explain.infill import ComponentMap, Infiller
+from genex.xai.components import ComponentMap
+from genex.xai.infill import Infiller
 from genex.explain.nsynth import keep_top
-from genex.metrics.frechet import frechet_distance
+from genex.xai.frechet import frechet_distance
 
 __all__ = ["in_distribution", "distortion_at", "deletion_curve", "mean_spearman"]
 

@@ -1,11 +1,11 @@
 """Rate-distortion explanations (RDE; MacDonald et al. 2019, Heiss et al. 2020).
 
 Objective, for a component mask ``s`` in ``[0, 1]^C`` and obfuscations
-``z = T(x, s, n)`` drawn by an :class:`~genex.explain.infill.Infiller`::
+``z = T(x, s, n)`` drawn by an :class:`~genex.xai.infill.Infiller`::
 
     L(s) = ½ E_z[ Σ_k w_k (Φ_k(x) − Φ_k(z))² ]  +  λ · ‖s‖₁ / C
 
-* the distortion is on the outputs a :class:`~genex.explain.target.Target` selects
+* the distortion is on the outputs a :class:`~genex.xai.target.Target` selects
   (pre-softmax logits, or a weighted region of a dense output), averaged over ``n_samples``
   Monte-Carlo infill draws;
 * the rate is normalised by the number of components ``C`` (a *mean*, as in the RDE
@@ -23,21 +23,21 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from genex.explain.infill import ComponentMap, Infiller
-from genex.explain.target import Target, TargetSpec
-from genex.utils.runtime import progress
+from genex.xai._progress import progress
+from genex.xai.base import Explainer, Model
+from genex.xai.components import ComponentMap
+from genex.xai.infill import Infiller
+from genex.xai.target import Target, TargetSpec
 
 __all__ = [
     "RateDistortion", "concrete_mask", "RDEConcrete", "RDEL1", "MatchingPursuit",
     "PursuitResult", "frozen",
 ]
-
-Model = Callable[[Tensor], Tensor]
 
 
 @contextlib.contextmanager
@@ -148,7 +148,7 @@ class _History:
     rate: list[float] = field(default_factory=list)
 
 
-class _GradientRDE:
+class _GradientRDE(Explainer):
     """Adam on a mask parametrisation; subclasses say how masks are drawn and returned."""
 
     desc = "rde"
@@ -156,8 +156,10 @@ class _GradientRDE:
     def __init__(self, model: Model, infiller: Infiller, component_map: ComponentMap,
                  lam: float, lr: float, steps: int, n_samples: int, init: float,
                  seed: int, log_every: int) -> None:
+        super().__init__(model, component_map)
         if steps < 0 or n_samples < 1 or lr <= 0:
             raise ValueError(f"{type(self).__name__}: need steps >= 0, n_samples >= 1, lr > 0")
+        self.infiller = infiller
         self.objective = RateDistortion(model, infiller, component_map, lam, n_samples)
         self.lr, self.steps, self.init = float(lr), int(steps), float(init)
         self.seed, self.log_every = int(seed), int(log_every)
@@ -182,7 +184,7 @@ class _GradientRDE:
 
         Args:
             x: inputs ``[B, *S]``.
-            target: which outputs the distortion is on (see :mod:`genex.explain.target`).
+            target: which outputs the distortion is on (see :mod:`genex.xai.target`).
         """
         obj = self.objective
         x = x.detach()
@@ -190,7 +192,8 @@ class _GradientRDE:
         tgt = Target(target, batch)
         cmap = obj.component_map = obj.component_map.to(device)
         self.history_ = _History()
-        with frozen(obj.modules()):
+        # enable_grad: the mask is optimised even when the caller is under no_grad
+        with frozen(obj.modules()), torch.enable_grad():
             ref = obj.reference(x, tgt)
             params = self._init_params(1 if shared else batch, cmap.n_components, device, x.dtype)
             params.requires_grad_(True)
@@ -329,7 +332,7 @@ class PursuitResult:
         return out
 
 
-class MatchingPursuit:
+class MatchingPursuit(Explainer):
     """Greedy matching pursuit over components (the radio-map explanations of §3.2).
 
     Starting from the empty set, each step evaluates the distortion of the current set plus
@@ -346,8 +349,10 @@ class MatchingPursuit:
 
     def __init__(self, model: Model, infiller: Infiller, component_map: ComponentMap,
                  k: int, batch_candidates: int = 64, n_samples: int = 1, seed: int = 0) -> None:
+        super().__init__(model, component_map)
         if k < 1 or batch_candidates < 1:
             raise ValueError("MatchingPursuit: k and batch_candidates must be >= 1")
+        self.infiller = infiller
         self.objective = RateDistortion(model, infiller, component_map, 0.0, n_samples)
         self.k, self.batch_candidates, self.seed = int(k), int(batch_candidates), int(seed)
 

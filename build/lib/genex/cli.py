@@ -1,0 +1,250 @@
+"""`genex` command line: the one entry point every Snakemake rule calls.
+
+Each subcommand takes the config section it needs as JSON (``--params``), so a rule
+passes only what it uses, and writes its output atomically: a failed or killed command
+leaves no half-written result behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import os
+import pickle
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from genex.utils.io import parse_params
+
+log = logging.getLogger("genex")
+
+# OpenMP threads that sleep instead of spinning while they wait: with other jobs on the same
+# cores (Snakemake runs two at once on 2 cores), spinning torch threads made training steps
+# up to 80 times slower. Results do not change. Set before any command loads torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# dataset name -> "module:function"; functions take (out_dir, params, seed) and write into
+# out_dir, which the CLI then renames onto the target.
+RENDERERS = {
+    "nsynth-sf": "genex.data.nsynth_sf:render",
+    "piano-sf": "genex.data.piano_sf:render",
+    "vocal-sf": "genex.data.vocal_sf:render",
+    "radio-sim": "genex.data.radio_sim:render",
+}
+# dataset name -> "module:function"; functions take (out_dir, params) and download,
+# verify and extract into out_dir.
+DOWNLOADERS = {
+    "nsynth": "genex.data.real:download_nsynth",
+    "maestro": "genex.data.real:download_maestro",
+    "jamendo": "genex.data.real:download_jamendo",
+    "radiomapseer": "genex.data.real:download_radiomapseer",
+}
+
+# Each study module adds its subcommands (`genex <study> <step> ...`) through
+# ``register(subparsers)``; it must import torch and friends inside the commands, not at
+# module level, so that `genex --help` stays fast.
+STUDIES = ("nsynth", "piano", "vocal", "radio")
+
+
+def _load(ref: str):
+    module, func = ref.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+
+def _cmd_render(args: argparse.Namespace) -> None:
+    from genex.utils import atomic_dir, provenance, seed_everything, write_json
+
+    params = parse_params(args.params)
+    render = _load(RENDERERS[args.dataset])
+    seed_everything(args.seed)
+    t0 = time.perf_counter()
+    with atomic_dir(args.out) as tmp:
+        summary = render(tmp, params, args.seed) or {}
+        summary["render_seconds"] = round(time.perf_counter() - t0, 2)
+        write_json(tmp / "genex.json", {"dataset": args.dataset, "summary": summary,
+                                        "provenance": provenance(params, args.seed)})
+    log.info("%s written to %s in %.1f s", args.dataset, args.out, time.perf_counter() - t0)
+
+
+def _cmd_download(args: argparse.Namespace) -> None:
+    params = parse_params(args.params)
+    _load(DOWNLOADERS[args.dataset])(Path(args.out), params)
+
+
+def _cmd_summarize(args: argparse.Namespace) -> None:
+    from genex.report.datasets import summarize
+
+    summarize(args.dataset, Path(args.root), Path(args.out), parse_params(args.params), args.seed)
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from genex.report.html import build_report
+
+    build_report([Path(p) for p in args.sections], Path(args.out), parse_params(args.params))
+
+
+def _cmd_collect_metrics(args: argparse.Namespace) -> None:
+    """Merge per-part JSON files into one metrics file keyed by part name."""
+    from genex.utils import read_json, write_json
+
+    merged = {}
+    for path in map(Path, args.inputs):
+        key = path.parent.name if path.name in ("stats.json", "metrics.json") else path.stem
+        merged[key] = read_json(path)
+    write_json(args.out, merged)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genex",
+        description="Generative explanations of audio and radio-map networks. "
+                    "Snakemake rules call these commands; you can too.",
+        epilog="Run `snakemake --profile workflow/profiles/default` for the whole pipeline.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true",
+                        help="debug logging, and the full traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("render", help="render an embedded dataset from soundfonts or the simulator",
+                       description="Render an embedded dataset deterministically for a seed.")
+    p.add_argument("dataset", choices=sorted(RENDERERS))
+    p.add_argument("--params", required=True,
+                   help="the dataset's config section as JSON, or @file.json")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("download", help="download, verify and extract a real dataset",
+                       description="Resumable, retried, checksum-verified download and safe "
+                                   "extraction of a real dataset.")
+    p.add_argument("dataset", choices=sorted(DOWNLOADERS))
+    p.add_argument("--params", required=True, help="the dataset's config section as JSON")
+    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser("summarize", help="statistics, a spectrogram and audio examples of a dataset")
+    p.add_argument("dataset", help="dataset name, e.g. nsynth-sf")
+    p.add_argument("--root", required=True, help="the dataset's folder")
+    p.add_argument("--params", default="{}", help="report options as JSON")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder for summary.json, figures, audio")
+    p.set_defaults(func=_cmd_summarize)
+
+    p = sub.add_parser("report", help="assemble the HTML report from section folders")
+    p.add_argument("sections", nargs="+", help="section folders written by summarize or a study")
+    p.add_argument("--params", default="{}", help="report options as JSON")
+    p.add_argument("--out", required=True, help="report folder (index.html inside)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("collect-metrics", help="merge JSON files into one metrics file")
+    p.add_argument("inputs", nargs="+", help="JSON files; each is keyed by its folder name")
+    p.add_argument("--out", required=True, help="merged metrics file")
+    p.set_defaults(func=_cmd_collect_metrics)
+
+    for study in STUDIES:
+        module = f"genex.studies.{study}"
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module).register(sub)
+    return parser
+
+
+def _command(args: argparse.Namespace) -> str:
+    """`genex <command> [<step>]`, as the user typed it."""
+    return " ".join(["genex", args.command, *([args.step] if getattr(args, "step", None) else [])])
+
+
+def _file_in_traceback(tb) -> str | None:
+    """The innermost file a failed frame was reading (a path or an open file among its locals)."""
+    for frame, _ in reversed(list(traceback.walk_tb(tb))):
+        for value in frame.f_locals.values():
+            name = getattr(value, "name", None) if hasattr(value, "read") else value
+            if isinstance(name, (str, os.PathLike)):
+                try:
+                    if os.path.isfile(name):
+                        return os.fspath(name)
+                except (TypeError, ValueError):
+                    continue
+    return None
+
+
+# arguments that are not inputs read by the command
+_NOT_INPUTS = {"command", "step", "func", "out", "params", "seed", "threads", "device", "checkpoints",
+               "verbose", "debug", "metrics", "section", "curve", "curves"}
+
+
+def _inputs(args: argparse.Namespace) -> str | None:
+    """The command's input arguments that exist on disk, e.g. ``--root resources/radio-sim``."""
+    found = []
+    for key, value in vars(args).items():
+        values = value if isinstance(value, list) else [value]
+        paths = [v for v in values if isinstance(v, str) and os.path.exists(v)]
+        if key not in _NOT_INPUTS and paths:
+            found.append(f"--{key.replace('_', '-')} {' '.join(paths)}" if key != "inputs"
+                         and key != "sections" else " ".join(paths))
+    return ", ".join(found) or None
+
+
+def _in_params(key, node) -> bool:
+    if isinstance(node, dict):
+        return key in node or any(_in_params(key, v) for v in node.values())
+    if isinstance(node, list):
+        return any(_in_params(key, v) for v in node)
+    return False
+
+
+def _describe(err: BaseException, args: argparse.Namespace) -> str:
+    """``<input>: <problem>`` in one line."""
+    if isinstance(err, KeyError):
+        key = err.args[0] if err.args else "?"
+        params = getattr(args, "params", None)
+        try:
+            parsed = parse_params(params) if isinstance(params, str) else None
+        except SystemExit:
+            parsed = None
+        if parsed is not None and not _in_params(key, parsed):
+            return f"--params: missing key {key!r}"
+        where = _file_in_traceback(err.__traceback__)
+        return f"{where or 'input'}: missing key {key!r}"
+    if isinstance(err, OSError) and err.filename is not None:
+        names = " -> ".join(os.fspath(f) for f in (err.filename, err.filename2) if f is not None)
+        return f"{names}: {err.strerror or err}"
+    if isinstance(err, pickle.UnpicklingError):
+        where = _file_in_traceback(err.__traceback__) or _inputs(args) or "input"
+        return f"{where}: not a readable pickle/torch file ({err})"
+    if isinstance(err, IndexError):
+        where = _file_in_traceback(err.__traceback__) or _inputs(args)
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        at = Path(frame.filename)
+        at = at.relative_to(Path(__file__).parent) if at.is_relative_to(Path(__file__).parent) else at.name
+        problem = f"index out of range ({err}) at {at}:{frame.lineno}"
+        return f"{where}: {problem}" if where else problem
+    text = str(err) or type(err).__name__
+    return " ".join(text.split()) if "\n" in text else text
+
+
+# errors of the inputs or the machine, not bugs: one line; a bug keeps its traceback
+USER_ERRORS = (OSError, ValueError, KeyError, IndexError, RuntimeError, pickle.UnpicklingError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose or args.debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except USER_ERRORS as err:
+        # the traceback at debug level (shown with --debug or -v), the error as one line
+        log.debug("%s failed", _command(args), exc_info=True)
+        print(f"{_command(args)}: {_describe(err, args)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

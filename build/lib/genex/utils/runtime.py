@@ -1,0 +1,57 @@
+"""Seeding, progress bars and provenance records."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import numpy as np
+
+from genex.xai._progress import progress  # noqa: F401 - the pipeline's bars are the library's
+
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python, NumPy and (if imported) torch; return a fresh NumPy generator."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return np.random.default_rng(seed)
+
+
+def _git_version() -> str:
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=here,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except Exception:  # noqa: BLE001 - provenance must never fail a run
+        return "unknown"
+
+
+def provenance(params: dict | None = None, seed: int | None = None) -> dict:
+    """What produced an artefact: code version, seed, params, platform.
+
+    The timestamp is kept out on purpose so reruns give byte-identical records.
+    """
+    from genex import __version__
+
+    return {
+        "genex_version": __version__,
+        "code_version": _git_version(),
+        "seed": seed,
+        "params": params,
+        "python": platform.python_version(),
+    }
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,421 @@
+"""Rate-distortion explanations (RDE; MacDonald et al. 2019, Heiss et al. 2020).
+
+Objective, for a component mask ``s`` in ``[0, 1]^C`` and obfuscations
+``z = T(x, s, n)`` drawn by an :class:`~genex.xai.infill.Infiller`::
+
+    L(s) = ½ E_z[ Σ_k w_k (Φ_k(x) − Φ_k(z))² ]  +  λ · ‖s‖₁ / C
+
+* the distortion is on the outputs a :class:`~genex.xai.target.Target` selects
+  (pre-softmax logits, or a weighted region of a dense output), averaged over ``n_samples``
+  Monte-Carlo infill draws;
+* the rate is normalised by the number of components ``C`` (a *mean*, as in the RDE
+  reference code), so λ does not have to change with the resolution of the map;
+* every input and draw goes through the model in one forward of ``[n · B, *S]``.
+
+Optimisers share Captum's contract ``explainer.attribute(x, target=...) -> [B, C]``:
+:class:`RDEConcrete` (relaxed Bernoulli masks, returns keep probabilities), :class:`RDEL1`
+(continuous mask with the ℓ1 relaxation) and :class:`MatchingPursuit` (greedy selection;
+:meth:`MatchingPursuit.pursue` also gives the order and the distortion curve).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from genex.xai._progress import progress
+from genex.xai.base import Explainer, Model
+from genex.xai.components import ComponentMap
+from genex.xai.infill import Infiller
+from genex.xai.target import Target, TargetSpec
+
+__all__ = [
+    "RateDistortion", "concrete_mask", "RDEConcrete", "RDEL1", "MatchingPursuit",
+    "PursuitResult", "frozen",
+]
+
+
+@contextlib.contextmanager
+def frozen(modules: Sequence[object]) -> Iterator[None]:
+    """Eval mode and no parameter gradients for the networks in ``modules`` (restored after).
+
+    Only the mask is optimised; computing gradients for the model's weights would waste
+    time and leave ``.grad`` behind in the caller's model.
+    """
+    nets = [m for m in modules if isinstance(m, nn.Module)]
+    saved = [(m.training, [(p, p.requires_grad) for p in m.parameters()]) for m in nets]
+    try:
+        for m in nets:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad_(False)
+        yield
+    finally:
+        for m, (training, params) in zip(nets, saved):
+            m.train(training)
+            for p, flag in params:
+                p.requires_grad_(flag)
+
+
+class RateDistortion:
+    """The RDE objective for one model, infiller and component map.
+
+    Args:
+        model: ``Φ``, maps ``[N, *S]`` to ``[N, *O]``.
+        infiller: draws obfuscations (zero, mean, noise, blur, generative, model-based).
+        component_map: what each mask entry switches.
+        lam: λ, weight of the rate ``‖s‖₁ / C``.
+        n_samples: Monte-Carlo infill draws per input and step.
+    """
+
+    def __init__(self, model: Model, infiller: Infiller, component_map: ComponentMap,
+                 lam: float = 1.0, n_samples: int = 8) -> None:
+        self.model = model
+        self.infiller = infiller
+        self.component_map = component_map
+        self.lam = float(lam)
+        self.n_samples = int(n_samples)
+
+    def modules(self) -> list[object]:
+        """Networks to freeze while a mask is optimised."""
+        return [self.model, *self.infiller.modules()]
+
+    @torch.no_grad()
+    def reference(self, x: Tensor, target: Target) -> Tensor:
+        """``Φ(x)`` on the selected outputs, ``[B, K]``."""
+        return target.select(self.model(x)).detach()
+
+    def distortion(self, x: Tensor, keep: Tensor, reference: Tensor, target: Target,
+                   generator: torch.Generator | None = None) -> Tensor:
+        """Expected distortion per input ``[B]``.
+
+        Args:
+            x: ``[B, *S]``.
+            keep: component mask ``[B, C]`` (one for all draws) or ``[n_samples, B, C]``.
+            reference: ``[B, K]`` from :meth:`reference`.
+        """
+        n = self.n_samples
+        mask = self.component_map.expand(keep)
+        z = self.infiller(x, mask, n, generator=generator)
+        out = self.model(z.reshape(n * x.shape[0], *x.shape[1:]))
+        return target.sq_error(out, reference).view(n, x.shape[0]).mean(0)
+
+    def rate(self, keep: Tensor) -> Tensor:
+        """``‖s‖₁ / C`` per input ``[B]`` (averaged over draws for ``[n, B, C]``)."""
+        r = keep.abs().mean(-1)
+        return r.mean(0) if keep.dim() == 3 else r
+
+    def loss(self, x: Tensor, keep: Tensor, reference: Tensor, target: Target,
+             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Per input ``(distortion [B], rate [B])``."""
+        return self.distortion(x, keep, reference, target, generator), self.rate(keep)
+
+
+def concrete_mask(logits: Tensor, temperature: float, n: int,
+                  generator: torch.Generator | None = None,
+                  straight_through: bool = False) -> Tensor:
+    """``n`` relaxed Bernoulli (binary concrete) samples of keep-probabilities ``σ(logits)``.
+
+    ``s = σ((logits + log u − log(1 − u)) / t)``, ``u ~ U(0, 1)``: ``P(s > ½) = σ(logits)``
+    exactly and ``s`` tends to a Bernoulli sample as ``t → 0`` (Maddison et al.; Jang et
+    al.). With ``straight_through`` the forward value is the hard sample ``1[s > ½]`` and the
+    gradient the relaxed one (off by default, as in the paper).
+
+    Returns ``[n, *logits.shape]``.
+    """
+    if temperature <= 0:
+        raise ValueError(f"concrete_mask: temperature must be > 0, got {temperature}")
+    tiny = torch.finfo(logits.dtype).tiny
+    u = torch.rand((n, *logits.shape), generator=generator, device=logits.device,
+                   dtype=logits.dtype).clamp(tiny, 1 - 1e-7)
+    s = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / temperature)
+    if straight_through:
+        hard = (s > 0.5).to(s.dtype)
+        s = hard + (s - s.detach())  # exactly `hard` forward, relaxed gradient
+    return s
+
+
+@dataclass
+class _History:
+    step: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    distortion: list[float] = field(default_factory=list)
+    rate: list[float] = field(default_factory=list)
+
+
+class _GradientRDE(Explainer):
+    """Adam on a mask parametrisation; subclasses say how masks are drawn and returned."""
+
+    desc = "rde"
+
+    def __init__(self, model: Model, infiller: Infiller, component_map: ComponentMap,
+                 lam: float, lr: float, steps: int, n_samples: int, init: float,
+                 seed: int, log_every: int) -> None:
+        super().__init__(model, component_map)
+        if steps < 0 or n_samples < 1 or lr <= 0:
+            raise ValueError(f"{type(self).__name__}: need steps >= 0, n_samples >= 1, lr > 0")
+        self.infiller = infiller
+        self.objective = RateDistortion(model, infiller, component_map, lam, n_samples)
+        self.lr, self.steps, self.init = float(lr), int(steps), float(init)
+        self.seed, self.log_every = int(seed), int(log_every)
+        self.history_ = _History()
+
+    # subclass hooks
+    def _init_params(self, rows: int, c: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+        raise NotImplementedError
+
+    def _sample(self, params: Tensor, generator: torch.Generator) -> Tensor:
+        raise NotImplementedError
+
+    def _project(self, params: Tensor) -> None:
+        pass
+
+    def _result(self, params: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def attribute(self, x: Tensor, target: TargetSpec = None, shared: bool = False) -> Tensor:
+        """Optimise a mask per input (``[B, C]``), or one for the whole batch (``shared``,
+        ``[1, C]``, loss averaged over inputs: the per-class query of the paper).
+
+        Args:
+            x: inputs ``[B, *S]``.
+            target: which outputs the distortion is on (see :mod:`genex.xai.target`).
+        """
+        obj = self.objective
+        x = x.detach()
+        batch, device = x.shape[0], x.device
+        tgt = Target(target, batch)
+        cmap = obj.component_map = obj.component_map.to(device)
+        self.history_ = _History()
+        # enable_grad: the mask is optimised even when the caller is under no_grad
+        with frozen(obj.modules()), torch.enable_grad():
+            ref = obj.reference(x, tgt)
+            params = self._init_params(1 if shared else batch, cmap.n_components, device, x.dtype)
+            params.requires_grad_(True)
+            opt = torch.optim.Adam([params], lr=self.lr)
+            gen = torch.Generator(device=device).manual_seed(self.seed)
+            for step in progress(range(self.steps), desc=self.desc, unit="step"):
+                keep = self._sample(params.expand(batch, -1), gen)
+                dist, rate = obj.loss(x, keep, ref, tgt, gen)
+                per_input = dist + obj.lam * rate
+                # independent masks: sum, so each input's gradient ignores the batch size
+                loss = per_input.mean() if shared else per_input.sum()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    self._project(params)
+                if self.log_every and (step % self.log_every == 0 or step == self.steps - 1):
+                    self._log(step, loss, dist, rate)
+        return self._result(params).detach()
+
+    def _log(self, step: int, loss: Tensor, dist: Tensor, rate: Tensor) -> None:
+        h = self.history_
+        h.step.append(step)
+        h.loss.append(float(loss.detach()))
+        h.distortion.append(float(dist.detach().mean()))
+        h.rate.append(float(rate.detach().mean()))
+
+
+class RDEConcrete(_GradientRDE):
+    """RDE with concrete (relaxed Bernoulli) masks; returns keep probabilities ``σ(θ)``.
+
+    Each step draws ``n_samples`` masks ``s ~ Concrete(σ(θ), t)`` per input, one infill
+    draw per mask, and follows the gradient of the sampled objective (the rate is the ℓ1
+    norm of the sampled ``s``, as in the paper).
+
+    Args:
+        model, infiller, component_map: see :class:`RateDistortion`.
+        lam: λ (rate is ``‖s‖₁ / C``). Paper: 50 per note, 30 per class.
+        temperature: ``t`` of the concrete distribution (paper: 0.1).
+        lr: Adam step size on the logits θ (paper: 1e-5 per note, 1e-4 per class).
+        steps: Adam steps (paper: 10⁶ / 2·10⁵).
+        n_samples: mask/infill draws per input and step.
+        init: initial keep probability.
+        straight_through: hard forward samples with relaxed gradients (off in the paper).
+        seed: seeds the mask and infill draws.
+        log_every: record loss, distortion and rate in ``history_`` every so many steps.
+    """
+
+    desc = "rde-concrete"
+
+    def __init__(self, model: Model, infiller: Infiller, component_map: ComponentMap,
+                 lam: float = 50.0, temperature: float = 0.1, lr: float = 1e-2,
+                 steps: int = 1000, n_samples: int = 8, init: float = 0.5,
+                 straight_through: bool = False, seed: int = 0, log_every: int = 10) -> None:
+        super().__init__(model, infiller, component_map, lam, lr, steps, n_samples, init,
+                         seed, log_every)
+        if not 0 < init < 1:
+            raise ValueError(f"RDEConcrete: init must be a probability in (0, 1), got {init}")
+        self.temperature = float(temperature)
+        self.straight_through = straight_through
+
+    def _init_params(self, rows: int, c: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+        return torch.full((rows, c), math.log(self.init / (1 - self.init)), device=device, dtype=dtype)
+
+    def _sample(self, params: Tensor, generator: torch.Generator) -> Tensor:
+        return concrete_mask(params, self.temperature, self.objective.n_samples, generator,
+                             self.straight_through)
+
+    def _result(self, params: Tensor) -> Tensor:
+        return torch.sigmoid(params)
+
+
+class RDEL1(_GradientRDE):
+    """RDE with a continuous mask ``s ∈ [0, 1]^C`` and the ℓ1 relaxation (MacDonald et al.).
+
+    The same mask is used for all ``n_samples`` infill draws of a step.
+
+    Args:
+        param: ``"clamp"`` (Adam on ``s``, projected onto ``[0, 1]`` after each step) or
+            ``"sigmoid"`` (Adam on ``w``, ``s = σ(w)``).
+        init: initial mask value (in ``[0, 1]``; in ``(0, 1)`` for ``"sigmoid"``).
+        Others as in :class:`RDEConcrete`.
+    """
+
+    desc = "rde-l1"
+
+    def __init__(self, model: Model, infiller: Infiller, component_map: ComponentMap,
+                 lam: float = 50.0, lr: float = 1e-2, steps: int = 1000, n_samples: int = 8,
+                 init: float = 0.5, param: str = "clamp", seed: int = 0,
+                 log_every: int = 10) -> None:
+        super().__init__(model, infiller, component_map, lam, lr, steps, n_samples, init,
+                         seed, log_every)
+        if param not in ("clamp", "sigmoid"):
+            raise ValueError(f"RDEL1: param must be 'clamp' or 'sigmoid', got {param!r}")
+        if not 0 <= init <= 1 or (param == "sigmoid" and init in (0.0, 1.0)):
+            raise ValueError(f"RDEL1: init {init} is outside the mask's range for {param!r}")
+        self.param = param
+
+    def _init_params(self, rows: int, c: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+        value = self.init if self.param == "clamp" else math.log(self.init / (1 - self.init))
+        return torch.full((rows, c), value, device=device, dtype=dtype)
+
+    def _sample(self, params: Tensor, generator: torch.Generator) -> Tensor:
+        return params if self.param == "clamp" else torch.sigmoid(params)
+
+    def _project(self, params: Tensor) -> None:
+        if self.param == "clamp":
+            params.clamp_(0.0, 1.0)
+
+    def _result(self, params: Tensor) -> Tensor:
+        return params.clone() if self.param == "clamp" else torch.sigmoid(params)
+
+
+@dataclass
+class PursuitResult:
+    """Greedy selection per input.
+
+    Attributes:
+        order: ``[B, k]`` component indices in the order chosen (-1 once none is left).
+        distortion: ``[B, k + 1]`` distortion with nothing kept, then after each choice.
+        mask: ``[B, C]`` binary mask of the chosen components.
+    """
+
+    order: Tensor
+    distortion: Tensor
+    mask: Tensor
+
+    def scores(self) -> Tensor:
+        """``[B, C]``: ``(k − rank) / k`` for chosen components (first = 1), 0 otherwise."""
+        b, k = self.order.shape
+        out = torch.zeros_like(self.mask, dtype=torch.float32)
+        ranks = torch.arange(k, 0, -1, dtype=torch.float32, device=self.mask.device) / k
+        for i in range(b):
+            chosen = self.order[i] >= 0
+            out[i, self.order[i][chosen]] = ranks[chosen]
+        return out
+
+
+class MatchingPursuit(Explainer):
+    """Greedy matching pursuit over components (the radio-map explanations of §3.2).
+
+    Starting from the empty set, each step evaluates the distortion of the current set plus
+    each remaining component (in batches of ``batch_candidates`` candidate masks, each with
+    ``n_samples`` infill draws, in one forward) and keeps the component that lowers it most.
+
+    Args:
+        model, infiller, component_map: see :class:`RateDistortion`.
+        k: number of components to choose.
+        batch_candidates: candidate masks per forward pass.
+        n_samples: infill draws per candidate (1 for deterministic infillers).
+        seed: seeds the infill draws.
+    """
+
+    def __init__(self, model: Model, infiller: Infiller, component_map: ComponentMap,
+                 k: int, batch_candidates: int = 64, n_samples: int = 1, seed: int = 0) -> None:
+        super().__init__(model, component_map)
+        if k < 1 or batch_candidates < 1:
+            raise ValueError("MatchingPursuit: k and batch_candidates must be >= 1")
+        self.infiller = infiller
+        self.objective = RateDistortion(model, infiller, component_map, 0.0, n_samples)
+        self.k, self.batch_candidates, self.seed = int(k), int(batch_candidates), int(seed)
+
+    @torch.no_grad()
+    def pursue(self, x: Tensor, target: TargetSpec = None) -> PursuitResult:
+        """Choose ``k`` components per input; see :class:`PursuitResult`."""
+        obj = self.objective
+        x = x.detach()
+        batch, device = x.shape[0], x.device
+        tgt = Target(target, batch)
+        cmap_all = obj.component_map.to(device)
+        c = cmap_all.n_components
+        sizes = cmap_all.sizes(batch, device)
+        order = torch.full((batch, self.k), -1, dtype=torch.long)
+        curve = torch.full((batch, self.k + 1), float("nan"))
+        gen = torch.Generator(device=device).manual_seed(self.seed)
+        with frozen(obj.modules()):
+            ref = obj.reference(x, tgt)
+            for b in range(batch):
+                obj.component_map = _single_input_map(cmap_all, b)
+                chosen = torch.zeros(c, dtype=torch.bool, device=device)
+                empty = torch.zeros(1, c, dtype=x.dtype, device=device)
+                curve[b, 0] = obj.distortion(x[b: b + 1], empty, ref[b: b + 1],
+                                             tgt.for_input(b, 1), gen)[0].cpu()
+                steps = progress(range(self.k), desc=f"matching pursuit {b + 1}/{batch}")
+                for step in steps:
+                    remaining = (~chosen & (sizes[b] > 0)).nonzero().squeeze(1)
+                    if remaining.numel() == 0:
+                        break
+                    best, best_d = self._best_candidate(x[b: b + 1], ref[b: b + 1], tgt, b,
+                                                        chosen, remaining, gen)
+                    chosen[best] = True
+                    order[b, step] = best
+                    curve[b, step + 1] = best_d
+            obj.component_map = cmap_all
+        mask = torch.zeros(batch, c)
+        for b in range(batch):
+            picked = order[b][order[b] >= 0]
+            mask[b, picked] = 1.0
+        return PursuitResult(order.to(device), curve.to(device), mask.to(device))
+
+    def _best_candidate(self, x: Tensor, ref: Tensor, tgt: Target, b: int, chosen: Tensor,
+                        remaining: Tensor, gen: torch.Generator) -> tuple[int, float]:
+        obj = self.objective
+        dists = []
+        for start in range(0, remaining.numel(), self.batch_candidates):
+            cand = remaining[start: start + self.batch_candidates]
+            r = cand.numel()
+            masks = chosen.to(x.dtype).unsqueeze(0).repeat(r, 1)
+            masks[torch.arange(r, device=x.device), cand] = 1.0
+            xs = x.expand(r, *x.shape[1:])
+            dists.append(obj.distortion(xs, masks, ref.expand(r, -1), tgt.for_input(b, r), gen))
+        d = torch.cat(dists)
+        i = int(torch.argmin(d))
+        return int(remaining[i]), float(d[i])
+
+    def attribute(self, x: Tensor, target: TargetSpec = None) -> Tensor:
+        """``[B, C]`` scores: earlier choices score higher (see :meth:`PursuitResult.scores`)."""
+        return self.pursue(x, target).scores()
+
+
+def _single_input_map(cmap: ComponentMap, b: int) -> ComponentMap:
+    """Input ``b``'s components as a shared map (its candidates are batched as copies)."""
+    if not cmap.per_input:
+        return cmap
+    return ComponentMap(cmap.labels[b], cmap.n_components, cmap.uncovered)
