@@ -1,11 +1,12 @@
-"""A training rule killed with SIGKILL resumes from its last checkpoint when rerun.
+"""A training rule killed with SIGKILL resumes from its last checkpoint when rerun: every one.
 
 The user's path after a crash or a cancelled cluster job: `snakemake --unlock`, then
 `snakemake --rerun-incomplete`. Snakemake deletes the killed job's incomplete output and
 runs the rule again; the trainer finds its checkpoint (kept outside the rule's outputs)
 and continues. The final weights equal those of a run that was never interrupted, because
 each epoch's data order and augmentation come from (seed, epoch) and the checkpoint holds
-every RNG state.
+every RNG state. Parametrised over every training rule of the four studies (tiny profile,
+with more epochs so that there is time to kill).
 """
 
 from __future__ import annotations
@@ -16,77 +17,75 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
-import torch
-import yaml
+import pytest
 from conftest import BIN, run, snakemake_cmd
+from test_reliability_training_pipeline import STEPS, _equal, _set, _study, _weights, target
 
-from genex.utils import load_tensors
-
-TARGET = "results/nsynth/classifier"
-CHECKPOINT = "results/nsynth/checkpoints/classifier/last.pt"
-LOG = "logs/nsynth/train_classifier.log"
-EPOCHS = 12
-
-
-def _prepare(tiny_run, dst):
-    """A copy of the tiny run whose classifier trains for longer (and from scratch)."""
-    shutil.copytree(tiny_run, dst, symlinks=True)
-    tiny = dst / "config" / "tiny.yaml"
-    config = yaml.safe_load(tiny.read_text())
-    config["nsynth"]["classifier"]["epochs"] = EPOCHS
-    tiny.write_text(yaml.safe_dump(config))
-    shutil.rmtree(dst / "results/nsynth/checkpoints/classifier", ignore_errors=True)
-    return dst
+# epochs of the killed runs: long enough to kill after the first checkpoint
+KILL_EPOCHS = {"nsynth_train_classifier": 20, "nsynth_train_inpainter": 10, "piano_train_inn": 10,
+               "piano_train_smoother[gru]": 100, "piano_train_smoother[lstm]": 100,
+               "piano_train_smoother[bigru]": 15, "piano_train_cnn": 10, "vocal_train_detector": 12,
+               "vocal_train_gan": 10, "radio_train_phi": 12, "radio_train_phi_gt": 12}
 
 
-def _epoch_of(checkpoint):
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    return lambda study: _study(study, root)
+
+
+def _epoch_of(checkpoint: Path) -> int:
+    from genex.utils.io import load_tensors
+
     try:
-        return torch.load(checkpoint, map_location="cpu", weights_only=False)["state"]["epoch"]
-    except (OSError, RuntimeError, EOFError, KeyError):
+        return int(load_tensors(checkpoint)["state"]["epoch"])
+    except (ValueError, FileNotFoundError, KeyError):
         return 0
 
 
-def _kill_after_epoch(workdir, epoch, timeout=240):
-    """Run the training rule and SIGKILL Snakemake and its job once ``epoch`` is saved."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "GENEX_NO_PROGRESS": "1"}
-    proc = subprocess.Popen(snakemake_cmd(workdir, TARGET), env=env, start_new_session=True,
+def _prepare(base: Path, dst: Path, step: str) -> Path:
+    _, _, _, ckpt, epochs_key = STEPS[step]
+    shutil.copytree(base, dst, symlinks=True)
+    _set(dst, epochs_key, KILL_EPOCHS[step])
+    shutil.rmtree(dst / ckpt, ignore_errors=True)
+    return dst
+
+
+def _kill_after_first_checkpoint(workdir: Path, target: str, checkpoint: Path, timeout: float = 600) -> int:
+    """Run the rule; SIGKILL Snakemake and its job as soon as a checkpoint exists."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "GENEX_NO_PROGRESS": "1"}
+    proc = subprocess.Popen(snakemake_cmd(workdir, target), env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     try:
-        while _epoch_of(workdir / CHECKPOINT) < epoch:
-            assert proc.poll() is None, "training ended before it could be killed"
+        while not checkpoint.exists():
+            assert proc.poll() is None, "the rule ended before it wrote a checkpoint"
             assert time.monotonic() < deadline, "no checkpoint appeared"
-            time.sleep(0.05)
+            time.sleep(0.005)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    return _epoch_of(workdir / CHECKPOINT)
+    return _epoch_of(checkpoint)
 
 
-def _weights(folder):
-    return load_tensors(folder / "model.pt")["state_dict"]
+@pytest.mark.slow
+@pytest.mark.parametrize("step", list(STEPS))
+def test_a_killed_training_rule_resumes_to_the_weights_of_an_uninterrupted_run(step, studies, tmp_path):
+    study, model, log, ckpt, _ = STEPS[step]
+    base, _ = studies(study)
+    whole = _prepare(base, tmp_path / "whole", step)
+    run(snakemake_cmd(whole, target(step)))
 
-
-def test_killed_training_rule_resumes_and_ends_where_an_uninterrupted_one_does(tiny_run, tmp_path):
-    whole = _prepare(tiny_run, tmp_path / "whole")
-    run(snakemake_cmd(whole, TARGET))
-
-    killed = _prepare(tiny_run, tmp_path / "killed")
-    saved = _kill_after_epoch(killed, epoch=2)
-    assert 2 <= saved < EPOCHS
+    killed = _prepare(base, tmp_path / "killed", step)
+    saved = _kill_after_first_checkpoint(killed, target(step), killed / ckpt / "last.pt")
+    assert 1 <= saved < KILL_EPOCHS[step], f"killed after epoch {saved}"
     run(snakemake_cmd(killed, "--unlock"))
-    run(snakemake_cmd(killed, "--rerun-incomplete", TARGET))
+    run(snakemake_cmd(killed, "--rerun-incomplete", target(step)))
 
-    log = (killed / LOG).read_text()
-    resumed = re.search(r"resumed from checkpoint \S+ at epoch (\d+) \(step (\d+)\)", log)
-    assert resumed, log[-3000:]
-    assert int(resumed.group(1)) == saved and int(resumed.group(2)) > 0
-    assert f"classifier epoch {saved + 1}:" in log and "classifier epoch 1:" not in log
-    assert _epoch_of(killed / CHECKPOINT) == EPOCHS
-
-    a, b = _weights(whole / TARGET), _weights(killed / TARGET)
-    assert a.keys() == b.keys() and a
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    text = (killed / log).read_text()
+    resumed = re.search(r"resumed from checkpoint \S+ at epoch (\d+) \(step (\d+)\)", text)
+    assert resumed and int(resumed.group(1)) == saved, text[-3000:]
+    assert _epoch_of(killed / ckpt / "last.pt") == KILL_EPOCHS[step]
+    assert _equal(_weights(whole / model), _weights(killed / model))
