@@ -170,6 +170,8 @@ def test_per_input_component_maps_explain_each_input_with_its_own_map():
                                        n_samples=1).attribute(x[b: b + 1], target=[b])
         torch.testing.assert_close(both[b, : cmap.n_components], alone[0])
     assert torch.equal(both[1, 2:], torch.zeros(6))  # padded components cover nothing
+    with pytest.raises(ValueError, match="per input for 2 inputs, got 3"):
+        xai.infilled_forward(_model(), xai.ZeroInfiller(), stacked, torch.randn(3, *SHAPE))
 
 
 def test_bad_arguments_are_refused_in_one_line():

@@ -80,6 +80,9 @@ class InfilledForward:
         if tuple(x.shape[1:]) != component_map.input_shape:
             raise ValueError(f"infilled_forward: inputs have shape {tuple(x.shape[1:])}, the "
                              f"component map {component_map.input_shape}")
+        if component_map.per_input and component_map.labels.shape[0] != x.shape[0]:
+            raise ValueError(f"infilled_forward: the component map is per input for "
+                             f"{component_map.labels.shape[0]} inputs, got {x.shape[0]}")
         self.model, self.infiller = model, infiller
         self.x = x.detach()
         self.component_map = component_map.to(x.device)
