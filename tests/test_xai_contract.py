@@ -44,6 +44,18 @@ EXPLAINERS = {
     "integrated_gradients": lambda m, c, s: xai.IntegratedGradients(m, c, n_steps=4),
     "occlusion": lambda m, c, s: xai.Occlusion(m, c, perturbations_per_eval=8),
     "random": lambda m, c, s: xai.Random(m, c, seed=s),
+    "captum_feature_ablation": lambda m, c, s: xai.CaptumPerturbation(
+        m, xai.NoiseInfiller(std=1.0), c, method="feature_ablation", n_samples=2, seed=s,
+        perturbations_per_eval=8),
+    "captum_shapley": lambda m, c, s: xai.CaptumPerturbation(
+        m, xai.NoiseInfiller(std=1.0), c, method="shapley", n_samples=2, n_evals=2, seed=s,
+        perturbations_per_eval=8),
+    "captum_kernel_shap": lambda m, c, s: xai.CaptumPerturbation(
+        m, xai.NoiseInfiller(std=1.0), c, method="kernel_shap", n_samples=2, n_evals=10, seed=s,
+        perturbations_per_eval=10),
+    "captum_lime": lambda m, c, s: xai.CaptumPerturbation(
+        m, xai.NoiseInfiller(std=1.0), c, method="lime", n_samples=2, n_evals=10, seed=s,
+        perturbations_per_eval=10),
 }
 
 

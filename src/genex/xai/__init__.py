@@ -4,7 +4,8 @@ One contract, ``Explainer(model, ...).attribute(x, target) -> [B, C]`` (see
 :mod:`genex.xai.base`), over components (:class:`ComponentMap`), with removed components
 filled in by an :class:`Infiller`: a constant, noise, a blur, or a generative model that
 keeps the obfuscated inputs in the data's distribution. Depends on torch, numpy and scipy;
-Captum is needed only for the gradient baselines (``pip install 'genex[captum]'``).
+Captum is needed only for the gradient baselines and for Captum's perturbation methods with
+infillers (:mod:`genex.xai.interop`; ``pip install 'genex[captum]'``).
 
 Example::
 
@@ -23,6 +24,7 @@ from genex.xai.base import Explainer
 from genex.xai.baselines import IntegratedGradients, Occlusion, Random, Saliency
 from genex.xai.components import ComponentMap
 from genex.xai.frechet import frechet_distance
+from genex.xai.interop import CaptumPerturbation, InfilledForward, infilled_forward, quantus_perturb_func
 from genex.xai.infill import (
     BlurInfiller,
     GenerativeInfiller,
@@ -39,4 +41,5 @@ __all__ = [
     "IntegratedGradients", "Occlusion", "Random", "ActivationMaximisation",
     "Infiller", "ZeroInfiller", "MeanInfiller", "NoiseInfiller", "BlurInfiller", "GenerativeInfiller",
     "ComponentMap", "Target", "RateDistortion", "concrete_mask", "frechet_distance",
+    "CaptumPerturbation", "InfilledForward", "infilled_forward", "quantus_perturb_func",
 ]
