@@ -144,7 +144,8 @@ rule nsynth_evaluate:
         classifier="results/nsynth/classifier",
         inpainter="results/nsynth/inpainter",
         notes="results/nsynth/notes",
-        code=NSYNTH_EXPLAIN_CODE + code("metrics/nsynth.py", "xai/frechet.py", "xai/baselines.py"),
+        code=NSYNTH_EXPLAIN_CODE + code("metrics/nsynth.py", "xai/evaluate.py", "xai/frechet.py",
+                                        "xai/baselines.py"),
     params:
         # the sanity check reruns RDE, so this rule also takes the rde subsection
         cfg=lambda wildcards: json.dumps({"evaluation": config["nsynth"]["evaluation"],
