@@ -78,7 +78,7 @@ rule nsynth_train_inpainter:
 
 
 NSYNTH_EXPLAIN_CODE = code("studies/nsynth.py", "explain/nsynth.py", "xai/rde.py",
-                           "xai/infill.py", "xai/target.py", "features/spectrum.py",
+                           "xai/infill.py", "xai/target.py", "xai/evaluate.py", "features/spectrum.py",
                            *NSYNTH_MODELS)
 
 
