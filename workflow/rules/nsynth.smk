@@ -78,7 +78,7 @@ rule nsynth_train_inpainter:
 
 
 NSYNTH_EXPLAIN_CODE = code("studies/nsynth.py", "explain/nsynth.py", "xai/rde.py",
-                           "xai/infill.py", "xai/target.py", "features/spectrum.py",
+                           "xai/infill.py", "xai/target.py", "xai/evaluate.py", "features/spectrum.py",
                            *NSYNTH_MODELS)
 
 
@@ -144,7 +144,8 @@ rule nsynth_evaluate:
         classifier="results/nsynth/classifier",
         inpainter="results/nsynth/inpainter",
         notes="results/nsynth/notes",
-        code=NSYNTH_EXPLAIN_CODE + code("metrics/nsynth.py", "xai/frechet.py", "xai/baselines.py"),
+        code=NSYNTH_EXPLAIN_CODE + code("metrics/nsynth.py", "xai/evaluate.py", "xai/frechet.py",
+                                        "xai/baselines.py"),
     params:
         # the sanity check reruns RDE, so this rule also takes the rde subsection
         cfg=lambda wildcards: json.dumps({"evaluation": config["nsynth"]["evaluation"],

@@ -9,7 +9,7 @@ RADIO_MODEL_CODE = ("studies/radio.py", "features/radio.py", "models/radio_unet.
                     "train/radio.py", "train/checkpoint.py")
 RADIO_EXPLAIN_CODE = RADIO_MODEL_CODE + ("explain/radio_explain.py", "explain/radio_query.py",
                                          "explain/radio_infill.py", "xai/infill.py",
-                                         "xai/rde.py", "xai/target.py")
+                                         "xai/rde.py", "xai/target.py", "xai/evaluate.py")
 
 
 rule radio_features:

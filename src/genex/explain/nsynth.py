@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from genex.xai.components import ComponentMap
+from genex.xai.evaluate import keep_top  # re-exported: the study's masks use the library's
 from genex.xai.infill import GenerativeInfiller, Infiller
 from genex.xai.rde import RDEL1, RateDistortion, RDEConcrete, concrete_mask, frozen
 from genex.xai.target import Target
@@ -107,18 +108,6 @@ def class_query(model, infiller: Infiller, x: Tensor, families: Tensor, n_famili
     probs = torch.sigmoid(theta.detach())
     probs[counts == 0] = float("nan")
     return probs.cpu(), history
-
-
-def keep_top(scores: Tensor, fraction: float) -> Tensor:
-    """Binary masks ``[B, C]`` keeping each row's ``round(fraction·C)`` highest scores
-    (ties broken by index, so the mask is deterministic)."""
-    b, c = scores.shape
-    k = int(round(fraction * c))
-    mask = torch.zeros(b, c, dtype=scores.dtype, device=scores.device)
-    if k > 0:
-        order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
-        mask.scatter_(1, order, 1.0)
-    return mask
 
 
 def generative_infiller(inpainter, seed: int) -> GenerativeInfiller:

@@ -11,7 +11,8 @@
   estimate from the buildings alone;
 * :func:`distortion_curve`: the distortion after keeping the first k components of any
   order (matching pursuit, random, nearest to the region, the RDE optimisers' ranking),
-  k = 0..K, all evaluated with the same infill draws so curves compare fairly.
+  k = 0..K, all evaluated with the same infill draws so curves compare fairly
+  (:func:`genex.xai.evaluate.order_curve` on the box).
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from genex.xai import evaluate
 from genex.xai.components import ComponentMap
 from genex.xai.infill import Infiller
-from genex.xai.rde import RateDistortion, frozen
-from genex.xai.target import Target
 from genex.features.radio import building_components
 
 QUERIES = ("darken", "brighten")
@@ -120,38 +120,24 @@ def nearest_order(comps: RadioComponents, box: tuple[int, int, int, int], k: int
 
 
 def random_orders(n_components: int, k: int, count: int, rng: np.random.Generator) -> list[list[int]]:
-    """``count`` random orders of ``k`` distinct components."""
-    return [[int(i) for i in rng.permutation(n_components)[:k]] for _ in range(count)]
+    """``count`` random orders of ``k`` distinct components (as lists)."""
+    return evaluate.random_orders(n_components, k, count, rng).tolist()
 
 
 def ranking_order(scores: Tensor, k: int) -> list[int]:
     """The ``k`` highest-scoring components (an RDE mask as an order; ties by index)."""
-    s = scores.detach().cpu().double().numpy().reshape(-1)
-    return [int(i) for i in np.lexsort((np.arange(len(s)), -s))[:k]]
+    return evaluate.top_order(scores.reshape(1, -1), k)[0].tolist()
 
 
-def prefix_masks(order: list[int], n_components: int, k: int) -> Tensor:
-    """``[k + 1, C]``: nothing kept, then the first 1..k components of ``order``."""
-    masks = torch.zeros(k + 1, n_components)
-    for j, c in enumerate(order[:k]):
-        masks[j + 1:, c] = 1.0
-    return masks
-
-
-@torch.no_grad()
 def distortion_curve(model: nn.Module, infiller: Infiller, comps: RadioComponents, x: Tensor,
                      box: tuple[int, int, int, int], order: list[int], k: int, n_samples: int,
                      seed: int) -> list[float]:
-    """Distortion ``[k + 1]`` after keeping the first 0..k components of ``order``.
+    """Distortion ``[k + 1]`` on the box after keeping the first 0..k components of ``order``.
 
-    Every order is evaluated with the same generator seed, hence the same infill draws.
+    Every order is evaluated with the same generator seed, hence the same infill draws; the
+    k + 1 steps go through Φ in one forward.
     """
-    obj = RateDistortion(model, infiller, comps.cmap, 0.0, n_samples)
     weights = box_weights(box, tuple(x.shape[-2:]), x.device)
-    with frozen(obj.modules()):
-        ref = obj.reference(x, Target(weights, 1))
-        masks = prefix_masks(order, comps.cmap.n_components, k).to(x.device)
-        tgt = Target(weights, 1).for_input(0, k + 1)
-        gen = torch.Generator(device=x.device).manual_seed(seed)
-        d = obj.distortion(x.expand(k + 1, *x.shape[1:]), masks, ref.expand(k + 1, -1), tgt, gen)
-    return [float(v) for v in d]
+    curve = evaluate.order_curve(model, infiller, comps.cmap, x, [order], k, weights, n_samples,
+                                 seed, batch_size=k + 1, draws="per_curve")
+    return curve.per_input[0].tolist()

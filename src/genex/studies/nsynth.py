@@ -313,7 +313,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         Saliency,
     )
     from genex.explain.nsynth import explain_notes, generative_infiller
-    from genex.metrics.nsynth import deletion_curve, in_distribution, mean_spearman
+    from genex.metrics.nsynth import deletion_curve, in_distribution, sanity as randomised_sanity
     from genex.models.nsynth import InstrumentCNN
     from genex.utils import atomic_dir, write_json
 
@@ -359,12 +359,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     # sanity: the same RDE on Φ with re-initialised weights; masks should not correlate
     n_sanity = min(ev["sanity_notes"], len(x))
-    torch.manual_seed(args.seed + 1)
-    random_model = InstrumentCNN(11, model.body[0].out_channels,
-                                 model.penultimate[0].out_features).to(device).eval()
-    rand_masks = explain_notes(random_model, gan, x[:n_sanity], rde, args.seed,
-                               methods=("rde_concrete",))["rde_concrete"]
-    sanity = mean_spearman(saved["rde_concrete"][:n_sanity], rand_masks)
+
+    def randomise(phi):
+        torch.manual_seed(args.seed + 1)
+        return InstrumentCNN(11, phi.body[0].out_channels,
+                             phi.penultimate[0].out_features).to(device).eval()
+
+    def explain(phi, notes):
+        return explain_notes(phi, gan, notes, rde, args.seed, methods=("rde_concrete",))["rde_concrete"]
+
+    sanity = randomised_sanity(explain, model, randomise, x[:n_sanity], saved["rde_concrete"][:n_sanity])
 
     example = _inpainting_example(feats, inpainter, ev, args.seed)
     with atomic_dir(args.out) as tmp:

@@ -23,6 +23,25 @@ from genex.xai.activation import ActivationMaximisation
 from genex.xai.base import Explainer
 from genex.xai.baselines import IntegratedGradients, Occlusion, Random, Saliency
 from genex.xai.components import ComponentMap
+from genex.xai.evaluate import (
+    Curve,
+    auc,
+    binarise,
+    binarised_distortion,
+    deletion_curve,
+    evaluate_masks,
+    in_distribution,
+    insertion_curve,
+    keep_curve,
+    keep_top,
+    mask_distortion,
+    mean_spearman,
+    order_curve,
+    prefix_masks,
+    random_orders,
+    randomisation_sanity,
+    top_order,
+)
 from genex.xai.frechet import frechet_distance
 from genex.xai.interop import CaptumPerturbation, InfilledForward, infilled_forward, quantus_perturb_func
 from genex.xai.infill import (
@@ -42,4 +61,7 @@ __all__ = [
     "Infiller", "ZeroInfiller", "MeanInfiller", "NoiseInfiller", "BlurInfiller", "GenerativeInfiller",
     "ComponentMap", "Target", "RateDistortion", "concrete_mask", "frechet_distance",
     "CaptumPerturbation", "InfilledForward", "infilled_forward", "quantus_perturb_func",
+    "Curve", "auc", "keep_curve", "deletion_curve", "insertion_curve", "order_curve", "evaluate_masks",
+    "mask_distortion", "binarised_distortion", "binarise", "keep_top", "top_order", "random_orders",
+    "prefix_masks", "in_distribution", "randomisation_sanity", "mean_spearman",
 ]
