@@ -312,110 +312,175 @@ class PursuitResult:
     """Greedy selection per input.
 
     Attributes:
-        order: ``[B, k]`` component indices in the order chosen (-1 once none is left).
-        distortion: ``[B, k + 1]`` distortion with nothing kept, then after each choice.
+        order: ``[B, k]`` component indices in the order chosen; -1 once the pursuit of that
+            input has stopped (distortion ≤ ``tol``, or no candidate left).
+        distortion: ``[B, k + 1]`` distortion with nothing kept, then after each choice
+            (NaN where no choice was made).
         mask: ``[B, C]`` binary mask of the chosen components.
+        ties: ``[B, k]`` bool, True where choice ``t`` was tied (within ``tol``) with choice
+            ``t − 1`` at step ``t − 1``: the two were interchangeable, so they score equally.
+        n_tied: ``[B, k]`` how many candidates were within ``tol`` of the best at each step
+            (1 = a clear choice, > 1 = the lowest-index tied one was taken; 0 = no step).
     """
 
     order: Tensor
     distortion: Tensor
     mask: Tensor
+    ties: Tensor | None = None
+    n_tied: Tensor | None = None
 
     def scores(self) -> Tensor:
-        """``[B, C]``: ``(k − rank) / k`` for chosen components (first = 1), 0 otherwise."""
+        """``[B, C]``: ``(k − g) / k`` for chosen components, 0 otherwise, where ``g`` counts
+        the untied choices before (first = 1; a choice tied with the previous one shares its
+        score)."""
         b, k = self.order.shape
-        out = torch.zeros_like(self.mask, dtype=torch.float32)
-        ranks = torch.arange(k, 0, -1, dtype=torch.float32, device=self.mask.device) / k
-        for i in range(b):
-            chosen = self.order[i] >= 0
-            out[i, self.order[i][chosen]] = ranks[chosen]
-        return out
+        c = self.mask.shape[1]
+        device = self.order.device
+        chosen = self.order >= 0
+        fresh = torch.ones(b, k, dtype=torch.bool, device=device)
+        if self.ties is not None:
+            fresh[:, 1:] = ~self.ties[:, 1:].to(device)
+        group = fresh.long().cumsum(1) - 1
+        value = torch.where(chosen, (k - group).float() / k, torch.zeros((), device=device))
+        out = torch.zeros(b, c + 1, dtype=torch.float32, device=device)
+        out.scatter_(1, torch.where(chosen, self.order, c), value)
+        return out[:, :c]
 
 
 class MatchingPursuit(Explainer):
     """Greedy matching pursuit over components (the radio-map explanations of §3.2).
 
     Starting from the empty set, each step evaluates the distortion of the current set plus
-    each remaining component (in batches of ``batch_candidates`` candidate masks, each with
-    ``n_samples`` infill draws, in one forward) and keeps the component that lowers it most.
+    each remaining component, for every input at once (candidate masks of all inputs in
+    batches of ``batch_candidates``, each with ``n_samples`` infill draws, one forward per
+    batch), and keeps, per input, the component that lowers it most (the lowest index among
+    exact ties). An input's pursuit stops once its distortion is ``≤ tol`` (or no candidate
+    is left); its remaining components get score 0 and order -1. Candidates within ``tol``
+    of the best are reported as ties (:class:`PursuitResult`). Components that cover no
+    entry (the padding of :meth:`ComponentMap.stack`) are never candidates.
 
     Args:
         model, infiller, component_map: see :class:`RateDistortion`.
-        k: number of components to choose.
-        batch_candidates: candidate masks per forward pass.
+        k: number of components to choose (at most).
+        batch_candidates: candidate masks per forward pass (over all inputs).
         n_samples: infill draws per candidate (1 for deterministic infillers).
+        tol: absolute tolerance on the distortion: the stopping level and the tie width
+            (0: stop only at exactly zero distortion, ties only when exactly equal).
         seed: seeds the infill draws.
     """
 
     def __init__(self, model: Model, infiller: Infiller, component_map: ComponentMap,
-                 k: int, batch_candidates: int = 64, n_samples: int = 1, seed: int = 0) -> None:
+                 k: int, batch_candidates: int = 64, n_samples: int = 1, tol: float = 0.0,
+                 seed: int = 0) -> None:
         super().__init__(model, component_map)
         if k < 1 or batch_candidates < 1:
             raise ValueError("MatchingPursuit: k and batch_candidates must be >= 1")
+        if not tol >= 0:
+            raise ValueError(f"MatchingPursuit: tol must be >= 0, got {tol}")
         self.infiller = infiller
         self.objective = RateDistortion(model, infiller, component_map, 0.0, n_samples)
         self.k, self.batch_candidates, self.seed = int(k), int(batch_candidates), int(seed)
+        self.tol = float(tol)
 
     @torch.no_grad()
     def pursue(self, x: Tensor, target: TargetSpec = None) -> PursuitResult:
-        """Choose ``k`` components per input; see :class:`PursuitResult`."""
-        obj = self.objective
+        """Choose up to ``k`` components per input; see :class:`PursuitResult`."""
         x = x.detach()
         batch, device = x.shape[0], x.device
         tgt = Target(target, batch)
-        cmap_all = obj.component_map.to(device)
-        c = cmap_all.n_components
-        sizes = cmap_all.sizes(batch, device)
-        order = torch.full((batch, self.k), -1, dtype=torch.long)
-        curve = torch.full((batch, self.k + 1), float("nan"))
+        cmap = self.objective.component_map.to(device)
+        c, k, tol = cmap.n_components, self.k, self.tol
+        real = cmap.sizes(batch, device) > 0
+        chosen = torch.zeros(batch, c, dtype=torch.bool, device=device)
+        order = torch.full((batch, k), -1, dtype=torch.long, device=device)
+        curve = torch.full((batch, k + 1), float("nan"), device=device)
+        ties = torch.zeros(batch, k, dtype=torch.bool, device=device)
+        n_tied = torch.zeros(batch, k, dtype=torch.long, device=device)
+        tied_before = torch.zeros(batch, c, dtype=torch.bool, device=device)
         gen = torch.Generator(device=device).manual_seed(self.seed)
-        with frozen(obj.modules()):
-            ref = obj.reference(x, tgt)
-            for b in range(batch):
-                obj.component_map = _single_input_map(cmap_all, b)
-                chosen = torch.zeros(c, dtype=torch.bool, device=device)
-                empty = torch.zeros(1, c, dtype=x.dtype, device=device)
-                curve[b, 0] = obj.distortion(x[b: b + 1], empty, ref[b: b + 1],
-                                             tgt.for_input(b, 1), gen)[0].cpu()
-                steps = progress(range(self.k), desc=f"matching pursuit {b + 1}/{batch}")
-                for step in steps:
-                    remaining = (~chosen & (sizes[b] > 0)).nonzero().squeeze(1)
-                    if remaining.numel() == 0:
-                        break
-                    best, best_d = self._best_candidate(x[b: b + 1], ref[b: b + 1], tgt, b,
-                                                        chosen, remaining, gen)
-                    chosen[best] = True
-                    order[b, step] = best
-                    curve[b, step + 1] = best_d
-            obj.component_map = cmap_all
-        mask = torch.zeros(batch, c)
-        for b in range(batch):
-            picked = order[b][order[b] >= 0]
-            mask[b, picked] = 1.0
-        return PursuitResult(order.to(device), curve.to(device), mask.to(device))
+        everyone = torch.arange(batch, device=device)
+        with frozen(self.objective.modules()):
+            ref = self.objective.reference(x, tgt)
+            empty = torch.zeros(batch, c, dtype=x.dtype, device=device)
+            d0 = self._distortion(x, empty, ref, tgt, cmap, everyone, gen)
+            curve[:, 0] = d0.to(curve.dtype)
+            active = d0 > tol
+            for step in progress(range(k), desc="matching pursuit"):
+                rows, cols = (active[:, None] & ~chosen & real).nonzero(as_tuple=True)
+                if rows.numel() == 0:
+                    break
+                d = self._candidates(x, ref, tgt, cmap, chosen, rows, cols, gen)
+                best = torch.full((batch,), math.inf, dtype=d.dtype, device=device)
+                best = best.scatter_reduce(0, rows, d, "amin")
+                at_best = d == best[rows]
+                pick = torch.full((batch,), c, dtype=torch.long, device=device)
+                pick = pick.scatter_reduce(0, rows[at_best], cols[at_best], "amin")
+                tied_now = torch.zeros(batch, c, dtype=torch.bool, device=device)
+                tied_now[rows, cols] = d <= best[rows] + tol
+                stepped = pick < c  # inputs with a candidate that is not NaN
+                b_idx, p_idx = stepped.nonzero().squeeze(1), pick[stepped]
+                order[b_idx, step] = p_idx
+                chosen[b_idx, p_idx] = True
+                curve[b_idx, step + 1] = best[b_idx].to(curve.dtype)
+                n_tied[b_idx, step] = tied_now[b_idx].sum(1)
+                if step > 0:
+                    ties[b_idx, step] = tied_before[b_idx, p_idx]
+                tied_before = tied_now
+                active = stepped & (best > tol)
+        mask = chosen.to(torch.float32)
+        return PursuitResult(order, curve, mask, ties, n_tied)
 
-    def _best_candidate(self, x: Tensor, ref: Tensor, tgt: Target, b: int, chosen: Tensor,
-                        remaining: Tensor, gen: torch.Generator) -> tuple[int, float]:
-        obj = self.objective
+    def _candidates(self, x: Tensor, ref: Tensor, tgt: Target, cmap: ComponentMap,
+                    chosen: Tensor, rows: Tensor, cols: Tensor, gen: torch.Generator) -> Tensor:
+        """Distortion ``[P]`` of each input's chosen set plus one candidate, for the pairs
+        ``(rows[i], cols[i])``, ``batch_candidates`` pairs per forward."""
         dists = []
-        for start in range(0, remaining.numel(), self.batch_candidates):
-            cand = remaining[start: start + self.batch_candidates]
-            r = cand.numel()
-            masks = chosen.to(x.dtype).unsqueeze(0).repeat(r, 1)
-            masks[torch.arange(r, device=x.device), cand] = 1.0
-            xs = x.expand(r, *x.shape[1:])
-            dists.append(obj.distortion(xs, masks, ref.expand(r, -1), tgt.for_input(b, r), gen))
-        d = torch.cat(dists)
-        i = int(torch.argmin(d))
-        return int(remaining[i]), float(d[i])
+        for start in range(0, rows.numel(), self.batch_candidates):
+            r = rows[start: start + self.batch_candidates]
+            cand = cols[start: start + self.batch_candidates]
+            masks = chosen[r].to(x.dtype)
+            masks[torch.arange(r.numel(), device=x.device), cand] = 1.0
+            dists.append(self._distortion(x[r], masks, ref[r], tgt, cmap, r, gen))
+        return torch.cat(dists)
+
+    def _distortion(self, x: Tensor, keep: Tensor, ref: Tensor, tgt: Target, cmap: ComponentMap,
+                    rows: Tensor, gen: torch.Generator) -> Tensor:
+        """The objective's distortion for rows ``x`` that are inputs ``rows`` of the batch."""
+        obj = self.objective
+        saved = obj.component_map
+        obj.component_map = _rows_map(cmap, rows)
+        try:
+            return obj.distortion(x, keep, ref, _rows_target(tgt, rows), gen)
+        finally:
+            obj.component_map = saved
 
     def attribute(self, x: Tensor, target: TargetSpec = None) -> Tensor:
-        """``[B, C]`` scores: earlier choices score higher (see :meth:`PursuitResult.scores`)."""
+        """``[B, C]`` scores: earlier choices score higher, ties equally, components never
+        chosen 0 (see :meth:`PursuitResult.scores`)."""
         return self.pursue(x, target).scores()
 
 
-def _single_input_map(cmap: ComponentMap, b: int) -> ComponentMap:
-    """Input ``b``'s components as a shared map (its candidates are batched as copies)."""
+def _rows_map(cmap: ComponentMap, rows: Tensor) -> ComponentMap:
+    """The map of inputs ``rows`` (a shared map is everyone's)."""
     if not cmap.per_input:
         return cmap
-    return ComponentMap(cmap.labels[b], cmap.n_components, cmap.uncovered)
+    out = cmap.to(cmap.labels.device)
+    out.labels = cmap.labels[rows.to(cmap.labels.device)]
+    return out
+
+
+def _rows_target(tgt: Target, rows: Tensor) -> Target:
+    """The target of inputs ``rows`` of ``tgt``'s batch, for a batch of ``len(rows)`` rows
+    (:meth:`Target.for_input` for several inputs)."""
+    rows = rows.cpu()
+    out = Target(None, rows.numel())
+    out.spec = tgt.spec
+    if tgt._index is not None:
+        out._index = tgt._index[rows]
+    if tgt._weights is not None:
+        out._weights = tgt._weights
+        parent = torch.arange(tgt.batch_size) if tgt._weight_rows is None else tgt._weight_rows
+        out._weight_rows = parent[rows]
+        out._weights_inputs = (tgt.batch_size if tgt._weight_rows is None
+                               else tgt._weights_inputs)
+    return out
