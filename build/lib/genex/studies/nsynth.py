@@ -166,7 +166,8 @@ def cmd_train_classifier(args: argparse.Namespace) -> None:
     data = {s: split_data(feats, s) for s in ("train", "valid")}
     ckpt = Path(args.checkpoints or Path(args.out).parent / "checkpoints" / "classifier")
     t0 = time.perf_counter()
-    model, state = train_classifier(data, params, args.seed, device, ckpt)
+    model, state = train_classifier(data, params, args.seed, device, ckpt,
+                                    inputs={"features": args.features})
     x_te, y_te = split_data(feats, "test")
     test_loss, test_acc = evaluate_classifier(model, x_te, y_te, device)
     log.info("classifier: test accuracy %.3f (best epoch %s) in %.1f s", test_acc,
@@ -192,7 +193,8 @@ def cmd_train_inpainter(args: argparse.Namespace) -> None:
     data = {s: split_data(feats, s) for s in ("train", "valid")}
     classifier = load_classifier(args.classifier, device)
     ckpt = Path(args.checkpoints or Path(args.out).parent / "checkpoints" / "inpainter")
-    model, state = train_inpainter(data, classifier, params, args.seed, device, ckpt)
+    model, state = train_inpainter(data, classifier, params, args.seed, device, ckpt,
+                                   inputs={"features": args.features, "classifier": args.classifier})
     with atomic_dir(args.out) as tmp:
         save_inpainter(tmp / "model.pt", model, params)
         write_json(tmp / "train.json", _rounded({

@@ -47,7 +47,8 @@ def _train_inn(args):
 
     device = torch_step(args)
     info = train_inn(FrameSet.load(Path(args.features) / "pieces.npz"), parse_params(args.params),
-                     args.seed, device, Path(args.checkpoints), Path(args.out))
+                     args.seed, device, Path(args.checkpoints), Path(args.out),
+                     inputs={"features": args.features})
     log.info("INN trained on %s: %s", device, info)
 
 
@@ -69,7 +70,8 @@ def _train_smoother(args):
     features = FrameSet.load(Path(args.features) / "pieces.npz")
     y_hat = load_arrays(Path(args.predictions) / "pieces.npz", ["y_hat"])["y_hat"]
     info = train_smoother(args.model, features, y_hat, parse_params(args.params), args.seed, device,
-                          Path(args.checkpoints), Path(args.out))
+                          Path(args.checkpoints), Path(args.out),
+                          inputs={"features": args.features, "predictions": args.predictions})
     log.info("%s smoother trained: %s", args.model, info)
 
 
@@ -79,7 +81,8 @@ def _train_cnn(args):
 
     device = torch_step(args)
     info = train_cnn(FrameSet.load(Path(args.features) / "pieces.npz"), parse_params(args.params),
-                     args.seed, device, Path(args.checkpoints), Path(args.out))
+                     args.seed, device, Path(args.checkpoints), Path(args.out),
+                     inputs={"features": args.features})
     log.info("CNN baseline trained: %s", info)
 
 

@@ -68,7 +68,8 @@ def cmd_train_detector(args: argparse.Namespace) -> None:
     pool, frames = _grid(feats)
     params = parse_params(args.params)
     model, state = train_detector(load_split(feats, "train"), load_split(feats, "valid"), params,
-                                  pool, frames, args.seed, device, Path(args.checkpoints))
+                                  pool, frames, args.seed, device, Path(args.checkpoints),
+                                  inputs={"features": feats})
     _save_model(Path(args.out), {"detector": model.cpu()}, params,
                 {"pool": list(pool), "frames": frames, "best_epoch": state.best_epoch},
                 state.history)
@@ -153,7 +154,8 @@ def cmd_train_gan(args: argparse.Namespace) -> None:
     pool, frames = _grid(feats)
     params = parse_params(args.params)
     gen, state = train_gan(load_split(feats, "train"), load_split(feats, "valid"), params, pool,
-                           frames, args.seed, device, Path(args.checkpoints))
+                           frames, args.seed, device, Path(args.checkpoints),
+                           inputs={"features": feats})
     _save_model(Path(args.out), {"gen": gen.cpu()}, params,
                 {"pool": list(pool), "frames": frames, "best_epoch": state.best_epoch},
                 state.history)

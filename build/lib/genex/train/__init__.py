@@ -5,9 +5,11 @@ from genex.train.checkpoint import (
                                     TrainState,
                                     epoch_rng,
                                     fingerprint,
+                                    finite_loss,
+                                    NonFiniteLoss,
                                     resolve_device,
                                     set_threads,
 )
 
-__all__ = ["Checkpointer", "TrainState", "epoch_rng", "fingerprint", "resolve_device",
+__all__ = ["Checkpointer", "TrainState", "epoch_rng", "fingerprint", "finite_loss", "NonFiniteLoss", "resolve_device",
            "set_threads"]

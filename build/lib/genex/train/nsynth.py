@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from genex.xai.frechet import frechet_distance
 from genex.models.nsynth import Critic, Inpainter, InstrumentCNN
-from genex.train.checkpoint import Checkpointer, TrainState, epoch_rng, fingerprint
+from genex.train.checkpoint import Checkpointer, TrainState, epoch_rng, finite_loss, fingerprint
 from genex.utils import progress
 
 log = logging.getLogger("genex.nsynth")
@@ -53,11 +53,12 @@ def evaluate_classifier(model: nn.Module, x: Tensor, y: Tensor, device: torch.de
 
 
 def train_classifier(data: dict, params: dict, seed: int, device: torch.device,
-                     checkpoints: Path) -> tuple[InstrumentCNN, TrainState]:
+                     checkpoints: Path, inputs: dict | None = None) -> tuple[InstrumentCNN, TrainState]:
     """Train Φ on ``data["train"]``, choose the epoch with the best validation accuracy.
 
     ``data[split] = (x [N, 2, L], y [N])``; params: width, hidden, dropout, epochs,
-    batch_size, lr, weight_decay.
+    batch_size, lr, weight_decay. ``inputs``: the files the data came from (see
+    :class:`Checkpointer`).
     """
     x_tr, y_tr = data["train"]
     x_va, y_va = data["valid"]
@@ -66,7 +67,7 @@ def train_classifier(data: dict, params: dict, seed: int, device: torch.device,
     opt = torch.optim.AdamW(model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, params["epochs"]))
     ckpt = Checkpointer(checkpoints, {"model": model, "opt": opt, "sched": sched},
-                        fingerprint(params, seed, list(x_tr.shape), list(x_va.shape)))
+                        fingerprint(params, seed, list(x_tr.shape), list(x_va.shape)), inputs)
     state = ckpt.resume()
     for epoch in progress(range(state.epoch, params["epochs"]), desc="classifier",
                           total=params["epochs"] - state.epoch, unit="epoch"):
@@ -79,11 +80,12 @@ def train_classifier(data: dict, params: dict, seed: int, device: torch.device,
                           params.get("phase_dropout", 0.0), gen)
             with autocast(device):
                 loss = F.cross_entropy(model(xb).float(), yb)
+            value = finite_loss(loss, state)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             state.step += 1
-            total += float(loss.detach()) * len(idx)
+            total += value * len(idx)
         sched.step()
         val_loss, val_acc = evaluate_classifier(model, x_va, y_va, device)
         state.epoch = epoch + 1
@@ -156,7 +158,8 @@ def inpainting_frechet(inpainter: Inpainter, classifier: InstrumentCNN, x: Tenso
 
 
 def train_inpainter(data: dict, classifier: InstrumentCNN, params: dict, seed: int,
-                    device: torch.device, checkpoints: Path) -> tuple[Inpainter, TrainState]:
+                    device: torch.device, checkpoints: Path,
+                    inputs: dict | None = None) -> tuple[Inpainter, TrainState]:
     """Train G adversarially against a critic (non-saturating GAN loss) plus an L1
     reconstruction term on the dropped components (``recon_weight``; it steadies the short
     CPU training). Best epoch: the lowest validation Fréchet distance of Φ's features."""
@@ -169,7 +172,7 @@ def train_inpainter(data: dict, classifier: InstrumentCNN, params: dict, seed: i
     opt_d = torch.optim.Adam(critic.parameters(), lr=params["lr"], betas=(0.5, 0.9))
     ckpt = Checkpointer(checkpoints, {"generator": gen_net, "critic": critic, "opt_g": opt_g,
                                       "opt_d": opt_d},
-                        fingerprint(params, seed, list(x_tr.shape), list(x_va.shape)))
+                        fingerprint(params, seed, list(x_tr.shape), list(x_va.shape)), inputs)
     state = ckpt.resume()
     classifier.eval()
     for epoch in progress(range(state.epoch, params["epochs"]), desc="inpainter",
@@ -184,7 +187,7 @@ def train_inpainter(data: dict, classifier: InstrumentCNN, params: dict, seed: i
             mask = random_masks(len(idx), length, rng, params["channel_drop"]).to(device)
             noise = torch.randn(len(idx), gen_net.noise_dim, generator=noise_gen).to(device)
             losses = _gan_step(gen_net, critic, opt_g, opt_d, xb, mask, noise,
-                               params["recon_weight"], device)
+                               params["recon_weight"], device, state)
             for k, v in losses.items():
                 sums[k] += v * len(idx)
             state.step += 1
@@ -202,12 +205,14 @@ def train_inpainter(data: dict, classifier: InstrumentCNN, params: dict, seed: i
 
 
 def _gan_step(gen_net: Inpainter, critic: Critic, opt_g, opt_d, x: Tensor, mask: Tensor,
-              noise: Tensor, recon_weight: float, device: torch.device) -> dict[str, float]:
+              noise: Tensor, recon_weight: float, device: torch.device,
+              state: TrainState) -> dict[str, float]:
     """One critic and one generator update; returns the three loss values."""
     with autocast(device):
         fake = torch.where(mask == 1, x, gen_net(x * mask, mask, noise).float())
         d_loss = (F.softplus(-critic(x).float()).mean()
                   + F.softplus(critic(fake.detach()).float()).mean())
+    d_value = finite_loss(d_loss, state, "critic loss")
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
@@ -216,7 +221,8 @@ def _gan_step(gen_net: Inpainter, critic: Critic, opt_g, opt_d, x: Tensor, mask:
         dropped = 1 - mask
         rec = ((fake - x).abs() * dropped).sum() / dropped.sum().clamp_min(1)
         g_loss = adv + recon_weight * rec
+    finite_loss(g_loss, state, "generator loss")
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
-    return {"d": float(d_loss.detach()), "adv": float(adv.detach()), "rec": float(rec.detach())}
+    return {"d": d_value, "adv": float(adv.detach()), "rec": float(rec.detach())}

@@ -23,7 +23,7 @@ from genex.features.piano_labels import N_KEYS, PHASE, VELOCITY
 from genex.metrics.framewise import framewise_prf_pieces
 from genex.models.inn import PianoINN, clamp_gradients, inn_losses, make_optimizer
 from genex.models.piano_temporal import FramewiseCNN, make_smoother, smoother_optimizer
-from genex.train.checkpoint import Checkpointer, epoch_rng, fingerprint
+from genex.train.checkpoint import Checkpointer, epoch_rng, finite_loss, fingerprint
 from genex.utils import atomic_file, load_tensors, progress, save_tensors
 
 log = logging.getLogger("genex.piano")
@@ -111,7 +111,7 @@ def _inn_valid_score(model: PianoINN, x: torch.Tensor, y: torch.Tensor) -> float
 
 
 def train_inn(features: FrameSet, params: dict, seed: int, device: torch.device,
-              ckpt_dir: Path, out: Path) -> dict:
+              ckpt_dir: Path, out: Path, inputs: dict | None = None) -> dict:
     """Train the INN on the 'train' frames; keep the epoch with the best validation fit."""
     torch.backends.cuda.matmul.allow_tf32 = False  # invertibility needs full fp32 matmuls
     model = build_inn(params, seed).to(device)
@@ -124,7 +124,7 @@ def train_inn(features: FrameSet, params: dict, seed: int, device: torch.device,
     xv = torch.as_tensor(features.x[valid][: int(params["valid_frames"])], device=device)
     yv = torch.as_tensor(features.y[valid][: int(params["valid_frames"])], device=device)
     fp = fingerprint("inn", resume_key(params), seed, list(x.shape), float(x.sum()))
-    ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt, "scheduler": sched}, fp)
+    ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt, "scheduler": sched}, fp, inputs)
     state = ckpt.resume()
     epochs, ramp_epochs = int(params["epochs"]), max(float(params["ramp_epochs"]), 1e-6)
     loss_kw = dict(ramp_epochs=ramp_epochs, pad_noise=float(params["pad_noise"]),
@@ -143,6 +143,7 @@ def train_inn(features: FrameSet, params: dict, seed: int, device: torch.device,
             opt.zero_grad(set_to_none=True)
             terms = inn_losses(model, x[idx_t], y[idx_t], state.epoch + i / len(batches),
                                generator=gen, **loss_kw)
+            finite_loss(terms["total"], state)
             terms["total"].backward()
             clamp_gradients(model, float(params["grad_limit"]))
             opt.step()
@@ -194,7 +195,7 @@ def _recordings(features: FrameSet, y_hat: np.ndarray, split: str) -> list[tuple
 
 
 def train_smoother(kind: str, features: FrameSet, y_hat: np.ndarray, params: dict, seed: int,
-                   device: torch.device, ckpt_dir: Path, out: Path) -> dict:
+                   device: torch.device, ckpt_dir: Path, out: Path, inputs: dict | None = None) -> dict:
     """Train one smoother on random crops of per-key sequences of the training pieces."""
     torch.manual_seed(seed)
     model = make_smoother(kind, params).to(device)
@@ -205,7 +206,7 @@ def train_smoother(kind: str, features: FrameSet, y_hat: np.ndarray, params: dic
     # the INN's predictions are part of the data: a retrained INN must not resume old smoothers
     digest = hashlib.sha256(b"".join(s[0].tobytes() for s in train)).hexdigest()
     fp = fingerprint("smoother", kind, resume_key(params), seed, digest)
-    ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt}, fp)
+    ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt}, fp, inputs)
     state = ckpt.resume()
     epochs, batch, steps = int(params["epochs"]), int(params["batch_size"]), int(params["batches_per_epoch"])
     while state.epoch < epochs:
@@ -219,12 +220,13 @@ def train_smoother(kind: str, features: FrameSet, y_hat: np.ndarray, params: dic
             inp = np.stack([train[r][0][k, s:s + crop] for r, k, s in zip(rec, key, start)])
             tgt = np.stack([train[r][1][k, s:s + crop] for r, k, s in zip(rec, key, start)])
             loss = smoother_loss(model(torch.as_tensor(inp, device=device)), torch.as_tensor(tgt, device=device))
+            value = finite_loss(loss, state)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             state.step += 1
-            total += float(loss.detach())
+            total += value
         f1 = framewise_prf_pieces([smooth_roll(model, a, device) for a, _ in valid],
                                   [b[:, PHASE] > 0 for _, b in valid])["f1"]
         state.history.append({"epoch": state.epoch, "loss": total / steps, "valid_f1": f1})
@@ -248,7 +250,7 @@ def cnn_roll(model: FramewiseCNN, x: np.ndarray, device: torch.device, batch: in
 
 
 def train_cnn(features: FrameSet, params: dict, seed: int, device: torch.device,
-              ckpt_dir: Path, out: Path) -> dict:
+              ckpt_dir: Path, out: Path, inputs: dict | None = None) -> dict:
     """The "CNN only" baseline: BCE on note activity, Adam, the same training frames."""
     torch.manual_seed(seed)
     model = FramewiseCNN(channels=int(params["channels"]), hidden=int(params["hidden"])).to(device)
@@ -258,7 +260,7 @@ def train_cnn(features: FrameSet, params: dict, seed: int, device: torch.device,
     target = torch.as_tensor(features.y[train][:, PHASE] > 0, device=device).float()
     valid = features.select("valid")
     fp = fingerprint("cnn", resume_key(params), seed, list(x.shape))
-    ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt}, fp)
+    ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt}, fp, inputs)
     state = ckpt.resume()
     # bf16 autocast on CUDA: safe for a plain classifier (no inverse to keep exact)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
@@ -275,11 +277,12 @@ def train_cnn(features: FrameSet, params: dict, seed: int, device: torch.device,
             else:
                 logits = model(x[idx_t])
             loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), target[idx_t])
+            value = finite_loss(loss, state)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             state.step += 1
-            total += float(loss.detach())
+            total += value
         f1 = framewise_prf_pieces([cnn_roll(model, features.x[features.frames(i)], device) for i in valid],
                                   [features.y[features.frames(i)][:, PHASE] > 0 for i in valid])["f1"]
         state.history.append({"epoch": state.epoch, "loss": total / len(batches), "valid_f1": f1})

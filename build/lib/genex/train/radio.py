@@ -25,7 +25,7 @@ from genex.features.radio import (
     phi_inputs,
 )
 from genex.models.radio_unet import build_model
-from genex.train.checkpoint import Checkpointer, epoch_rng, fingerprint
+from genex.train.checkpoint import Checkpointer, epoch_rng, finite_loss, fingerprint
 from genex.utils import atomic_file, load_tensors, progress, save_tensors
 
 log = logging.getLogger("genex.radio")
@@ -79,7 +79,8 @@ def train_model(model: str, features: Path, params: dict, seed: int, device: tor
                                             gamma=float(params["lr_gamma"]))
     meta = load_meta(features)
     ckpt = Checkpointer(checkpoints, {"model": net, "opt": opt, "sched": sched},
-                        fingerprint(model, params, seed, meta, train["gain"].shape))
+                        fingerprint(model, params, seed, meta, train["gain"].shape),
+                        {"features": features})
     state = ckpt.resume()
     x_valid = model_inputs(model, valid)
     counts = tuple(meta["measurements"])  # as the test measurements
@@ -98,11 +99,12 @@ def train_model(model: str, features: Path, params: dict, seed: int, device: tor
             yb = torch.from_numpy(train["gain"][idx]).to(device).unsqueeze(1)
             with _autocast(device):
                 loss = nn.functional.mse_loss(net(xb).float(), yb)
+            value = finite_loss(loss, state)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             state.step += 1
-            total += float(loss.detach()) * len(idx)
+            total += value * len(idx)
         sched.step()
         score = rmse(predict(net, x_valid, device), valid["gain"])
         state.epoch = epoch + 1

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from genex.features.vocal_mel import SplitFeatures
-from genex.train.checkpoint import Checkpointer, epoch_rng, fingerprint
+from genex.train.checkpoint import Checkpointer, epoch_rng, finite_loss, fingerprint
 
 log = logging.getLogger("genex.vocal")
 
@@ -82,7 +82,8 @@ def predict(model, feats: SplitFeatures, idx: np.ndarray, frames: int, device: t
 
 
 def train_detector(train: SplitFeatures, valid: SplitFeatures, params: dict, pool: tuple[int, int],
-                   frames: int, seed: int, device: torch.device, ckpt_dir: Path):
+                   frames: int, seed: int, device: torch.device, ckpt_dir: Path,
+                   inputs: dict | None = None):
     """Train the detector; returns (model with the best validation weights, TrainState)."""
     from genex.utils import progress
 
@@ -92,7 +93,7 @@ def train_detector(train: SplitFeatures, valid: SplitFeatures, params: dict, poo
     opt = torch.optim.Adam(model.parameters(), lr=p["lr"])
     autocast, scaler = _amp(device)
     ckpt = Checkpointer(ckpt_dir, {"model": model, "opt": opt, "scaler": scaler},
-                        fingerprint("detector", p, list(pool), frames, seed, train.mel.shape))
+                        fingerprint("detector", p, list(pool), frames, seed, train.mel.shape), inputs)
     state = ckpt.resume()
     lo, hi = p["targets"]
     valid_idx = np.arange(0, len(valid.centres), max(1, p["valid_hop"]))
@@ -107,12 +108,13 @@ def train_detector(train: SplitFeatures, valid: SplitFeatures, params: dict, poo
             y = torch.from_numpy(np.where(train.labels[b] > 0, hi, lo).astype(np.float32)).to(device)
             with autocast:
                 loss = F.binary_cross_entropy_with_logits(model(x).float(), y)
+            value = finite_loss(loss, state)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
             state.step += 1
-            total += float(loss.detach()) * len(b)
+            total += value * len(b)
         logits = predict(model, valid, valid_idx, frames, device)
         val_loss = float(F.binary_cross_entropy_with_logits(torch.from_numpy(logits),
                                                             torch.from_numpy(valid_y)))
@@ -146,7 +148,8 @@ def band_frechet(real: torch.Tensor, fake: torch.Tensor) -> float:
 
 
 def train_gan(train: SplitFeatures, valid: SplitFeatures, params: dict, pool: tuple[int, int],
-              frames: int, seed: int, device: torch.device, ckpt_dir: Path):
+              frames: int, seed: int, device: torch.device, ckpt_dir: Path,
+              inputs: dict | None = None):
     """Train the DCGAN; returns (generator with the best validation weights, TrainState).
 
     Validation: :func:`band_frechet` between ``valid_samples`` validation excerpts and as
@@ -163,7 +166,7 @@ def train_gan(train: SplitFeatures, valid: SplitFeatures, params: dict, pool: tu
     autocast, scaler = _amp(device)
     ckpt = Checkpointer(ckpt_dir, {"gen": gen, "disc": disc, "opt_g": opt_g, "opt_d": opt_d,
                                    "scaler": scaler},
-                        fingerprint("gan", p, list(pool), frames, seed, train.mel.shape))
+                        fingerprint("gan", p, list(pool), frames, seed, train.mel.shape), inputs)
     state = ckpt.resume()
     vrng = np.random.default_rng([seed, 7])
     n_valid = min(p["valid_samples"], len(valid.centres))
@@ -185,17 +188,19 @@ def train_gan(train: SplitFeatures, valid: SplitFeatures, params: dict, pool: tu
                 fake = gen(z)
                 d_loss = (F.binary_cross_entropy_with_logits(disc(real).float(), ones)
                           + F.binary_cross_entropy_with_logits(disc(fake.detach()).float(), zeros))
+            d_value = finite_loss(d_loss, state, "discriminator loss")
             opt_d.zero_grad(set_to_none=True)
             scaler.scale(d_loss).backward()
             scaler.step(opt_d)
             with autocast:
                 g_loss = F.binary_cross_entropy_with_logits(disc(fake).float(), ones)
+            g_value = finite_loss(g_loss, state, "generator loss")
             opt_g.zero_grad(set_to_none=True)
             scaler.scale(g_loss).backward()
             scaler.step(opt_g)
             scaler.update()
             state.step += 1
-            d_sum, g_sum = d_sum + float(d_loss.detach()) * len(b), g_sum + float(g_loss.detach()) * len(b)
+            d_sum, g_sum = d_sum + d_value * len(b), g_sum + g_value * len(b)
         gen.eval()
         with torch.no_grad():
             fake = torch.cat([gen(z.to(device)).float().cpu() for z in fixed_z.split(256)])
