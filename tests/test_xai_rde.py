@@ -21,7 +21,7 @@ SHAPE, WIDTH, SEEDS = (2, 64), 6, range(4)
 
 
 class Planted(nn.Module):
-    """Score 0 depends only on ``WIDTH`` bins of one channel (linear sum or ½·sum of squares);
+    """Score 0 depends only on ``WIDTH`` bins of one channel (½·sum or ¼·sum of squares);
     score 1 is an unrelated mean of everything."""
 
     def __init__(self, channel: int, start: int, kind: str) -> None:
@@ -30,7 +30,8 @@ class Planted(nn.Module):
 
     def forward(self, x):
         band = x[:, self.channel, self.start: self.start + WIDTH]
-        y = band.sum(1) if self.kind == "linear" else band.pow(2).sum(1) / 2
+        # weight ½: a unit-scale logit, where λ 50 (the old default) outweighs each entry
+        y = band.sum(1) / 2 if self.kind == "linear" else band.pow(2).sum(1) / 4
         return torch.stack([y, x.mean((1, 2))], 1)
 
 
