@@ -14,7 +14,8 @@ from torch import nn
 
 from genex.xai import (BlurInfiller, ComponentMap, MeanInfiller, NoiseInfiller, RDEConcrete,
                        RDEL1, ZeroInfiller)
-from genex.xai.rde import DEFAULTS, RelaxationWarning
+from genex.xai import RelaxationWarning
+from genex.xai.rde import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE, WIDTH, SEEDS = (2, 64), 6, range(4)

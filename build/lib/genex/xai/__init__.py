@@ -14,7 +14,7 @@ Example::
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 64, 3))
     x = torch.randn(4, 2, 64)                               # 4 inputs, 2 channels x 64 bins
     bins = ComponentMap.identity((2, 64))                   # one component per entry
-    rde = RDEConcrete(model, NoiseInfiller(std=1.0), bins, lam=5.0, steps=300)
+    rde = RDEConcrete(model, NoiseInfiller(std=1.0), bins)     # defaults: genex.xai.rde.DEFAULTS
     keep = rde.attribute(x, target=0)                       # [4, 128] keep probabilities
 """
 
@@ -31,7 +31,8 @@ from genex.xai.infill import (
     NoiseInfiller,
     ZeroInfiller,
 )
-from genex.xai.rde import RDEL1, MatchingPursuit, PursuitResult, RateDistortion, RDEConcrete, concrete_mask
+from genex.xai.rde import (RDEL1, MatchingPursuit, PursuitResult, RateDistortion, RDEConcrete,
+                          RelaxationWarning, concrete_mask)
 from genex.xai.target import Target
 
 __all__ = [
@@ -39,4 +40,5 @@ __all__ = [
     "IntegratedGradients", "Occlusion", "Random", "ActivationMaximisation",
     "Infiller", "ZeroInfiller", "MeanInfiller", "NoiseInfiller", "BlurInfiller", "GenerativeInfiller",
     "ComponentMap", "Target", "RateDistortion", "concrete_mask", "frechet_distance",
+    "RelaxationWarning",
 ]
