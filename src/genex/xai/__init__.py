@@ -14,7 +14,7 @@ Example::
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 64, 3))
     x = torch.randn(4, 2, 64)                               # 4 inputs, 2 channels x 64 bins
     bins = ComponentMap.identity((2, 64))                   # one component per entry
-    rde = RDEConcrete(model, NoiseInfiller(std=1.0), bins)     # defaults: genex.xai.rde.DEFAULTS
+    rde = RDEConcrete(model, NoiseInfiller(std=1.0), bins)  # defaults: genex.xai.rde.DEFAULTS
     keep = rde.attribute(x, target=0)                       # [4, 128] keep probabilities
 """
 
