@@ -470,6 +470,7 @@ def test_rde_batches_inputs_and_draws_in_one_forward_through_a_generator():
     explainer = RDEConcrete(model, GenerativeInfiller(inpainter), ComponentMap.identity(SHAPE),
                             lam=1.0, lr=0.1, steps=3, n_samples=5)
     mask = explainer.attribute(planted_inputs(4), target=0)
-    assert model.shapes == [(4, *SHAPE)] + [(20, *SHAPE)] * 3  # reference, then n·B per step
+    # reference, n·B per step, then the relaxed and the binarised distortion of the result
+    assert model.shapes == [(4, *SHAPE)] + [(20, *SHAPE)] * (3 + 2)
     assert mask.shape == (4, 128) and not torch.equal(mask, torch.full_like(mask, 0.5))
     assert inpainter.scale.grad is None and inpainter.scale.requires_grad

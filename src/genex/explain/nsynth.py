@@ -17,7 +17,7 @@ from torch import Tensor
 from genex.xai.components import ComponentMap
 from genex.xai.evaluate import keep_top  # re-exported: the study's masks use the library's
 from genex.xai.infill import GenerativeInfiller, Infiller
-from genex.xai.rde import RDEL1, RateDistortion, RDEConcrete, concrete_mask, frozen
+from genex.xai.rde import DEFAULTS, RDEL1, RateDistortion, RDEConcrete, concrete_mask, frozen
 from genex.xai.target import Target
 from genex.utils import progress
 
@@ -45,7 +45,9 @@ def explain_notes(model, infiller: Infiller, x: Tensor, params: dict, seed: int,
     (in batches of ``batch_size`` notes when given)."""
     cmap = ComponentMap.identity(tuple(x.shape[1:]))
     common = dict(lam=params["lam"], steps=params["steps"], n_samples=params["n_samples"],
-                  seed=seed, log_every=max(1, params["steps"] // 20))
+                  seed=seed, log_every=max(1, params["steps"] // 20),
+                  schedule=params.get("schedule", DEFAULTS["schedule"]),
+                  warmup=params.get("warmup", DEFAULTS["warmup"]))
     makers = {
         "rde_concrete": lambda: RDEConcrete(model, infiller, cmap, temperature=params["temperature"],
                                             lr=params["lr_concrete"], init=params["init"], **common),
@@ -62,9 +64,7 @@ def explain_notes(model, infiller: Infiller, x: Tensor, params: dict, seed: int,
             explainer = make()
             parts.append(explainer.attribute(x[start: start + step], target=None).cpu())
             if start == 0:
-                h = explainer.history_
-                histories[name] = {"step": h.step, "loss": h.loss, "distortion": h.distortion,
-                                   "rate": h.rate}
+                histories[name] = explainer.history_.as_dict()
         out[name] = torch.cat(parts)
     out["history"] = histories
     return out

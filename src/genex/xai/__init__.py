@@ -15,7 +15,7 @@ Example::
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 64, 3))
     x = torch.randn(4, 2, 64)                               # 4 inputs, 2 channels x 64 bins
     bins = ComponentMap.identity((2, 64))                   # one component per entry
-    rde = RDEConcrete(model, NoiseInfiller(std=1.0), bins, lam=5.0, steps=300)
+    rde = RDEConcrete(model, NoiseInfiller(std=1.0), bins)  # defaults: genex.xai.rde.DEFAULTS
     keep = rde.attribute(x, target=0)                       # [4, 128] keep probabilities
 """
 
@@ -52,7 +52,8 @@ from genex.xai.infill import (
     NoiseInfiller,
     ZeroInfiller,
 )
-from genex.xai.rde import RDEL1, MatchingPursuit, PursuitResult, RateDistortion, RDEConcrete, concrete_mask
+from genex.xai.rde import (RDEL1, MatchingPursuit, PursuitResult, RateDistortion, RDEConcrete,
+                          RelaxationWarning, concrete_mask)
 from genex.xai.target import Target
 
 __all__ = [
@@ -64,4 +65,5 @@ __all__ = [
     "Curve", "auc", "keep_curve", "deletion_curve", "insertion_curve", "order_curve", "evaluate_masks",
     "mask_distortion", "binarised_distortion", "binarise", "keep_top", "top_order", "random_orders",
     "prefix_masks", "in_distribution", "randomisation_sanity", "mean_spearman",
+    "RelaxationWarning",
 ]

@@ -62,6 +62,10 @@ class Infiller:
             self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
         return self._generators[device]
 
+    #: True when every draw is the same function of ``(x, keep)`` (no randomness): then a
+    #: fractional mask can reproduce the output by scaling the input (see ``RelaxationWarning``).
+    deterministic: bool = False
+
     def modules(self) -> list[nn.Module]:
         """Networks the infiller runs (frozen while a mask is optimised)."""
         return []
@@ -94,6 +98,8 @@ class Infiller:
 class ZeroInfiller(Infiller):
     """Dropped entries become 0 (the 'background colour' obfuscation)."""
 
+    deterministic = True
+
     def fill(self, x: Tensor, keep: Tensor, n_samples: int, generator: torch.Generator) -> Tensor:
         return torch.zeros((), dtype=x.dtype, device=x.device)
 
@@ -104,6 +110,8 @@ class MeanInfiller(Infiller):
     Args:
         mean: a scalar or a tensor broadcastable to one input ``[*S]``.
     """
+
+    deterministic = True
 
     def __init__(self, mean: Tensor | float) -> None:
         super().__init__()
@@ -153,6 +161,8 @@ class BlurInfiller(Infiller):
     Args:
         sigma: standard deviation of the Gaussian kernel, in entries of the last axis.
     """
+
+    deterministic = True
 
     def __init__(self, sigma: float) -> None:
         super().__init__()
