@@ -241,9 +241,12 @@ class _GradientRDE(Explainer):
             return (step + 1) / (ramp + 1)
         return 0.5 * (1 + math.cos(math.pi * (step - ramp) / max(1, self.steps - ramp)))
 
-    def attribute(self, x: Tensor, target: TargetSpec = None, shared: bool = False) -> Tensor:
-        """Optimise a mask per input (``[B, C]``), or one for the whole batch (``shared``,
-        ``[1, C]``, loss averaged over inputs: the per-class query of the paper).
+    def attribute(self, x: Tensor, target: TargetSpec = None, shared: bool = False,
+                  groups: Tensor | None = None, n_groups: int | None = None) -> Tensor:
+        """Optimise a mask per input (``[B, C]``), one for the whole batch (``shared``,
+        ``[1, C]``, loss averaged over inputs), or one per group of inputs (``groups`` ``[B]``
+        of group indices in ``[0, n_groups)``, ``[n_groups, C]``: each group's loss averaged
+        over its inputs, the groups independent — the per-class query of the paper).
 
         Args:
             x: inputs ``[B, *S]``.
@@ -254,22 +257,40 @@ class _GradientRDE(Explainer):
         batch, device = x.shape[0], x.device
         tgt = Target(target, batch)
         cmap = obj.component_map = obj.component_map.to(device)
+        rows, counts = (1 if shared else batch), None
+        if groups is not None:
+            if shared:
+                raise ValueError(f"{type(self).__name__}: give shared or groups, not both")
+            groups = torch.as_tensor(groups, dtype=torch.long, device=device)
+            rows = int(n_groups) if n_groups is not None else int(groups.max()) + 1
+            if groups.shape != (batch,) or int(groups.min()) < 0 or int(groups.max()) >= rows:
+                raise ValueError(f"{type(self).__name__}: groups must be [B={batch}] indices in "
+                                 f"[0, {rows}), got shape {tuple(groups.shape)}")
+            counts = torch.bincount(groups, minlength=rows).to(x.dtype)
         self.history_ = _History()
         # enable_grad: the mask is optimised even when the caller is under no_grad
         with frozen(obj.modules()), torch.enable_grad():
             ref = obj.reference(x, tgt)
-            params = self._init_params(1 if shared else batch, cmap.n_components, device, x.dtype)
+            params = self._init_params(rows, cmap.n_components, device, x.dtype)
             params.requires_grad_(True)
             opt = torch.optim.Adam([params], lr=self.lr)
             gen = torch.Generator(device=device).manual_seed(self.seed)
+
+            def per_row(p: Tensor) -> Tensor:
+                return p[groups] if groups is not None else p.expand(batch, -1)
+
             for step in progress(range(self.steps), desc=self.desc, unit="step"):
                 for group in opt.param_groups:
                     group["lr"] = self.lr * self.lr_factor(step)
-                keep = self._sample(params.expand(batch, -1), gen)
+                keep = self._sample(per_row(params), gen)
                 dist, rate = obj.loss(x, keep, ref, tgt, gen)
                 per_input = dist + obj.lam * rate
-                # independent masks: sum, so each input's gradient ignores the batch size
-                loss = per_input.mean() if shared else per_input.sum()
+                if groups is not None:  # mean over each group's inputs, groups independent
+                    per_group = torch.zeros(rows, device=device, dtype=x.dtype).index_add(0, groups, per_input)
+                    loss = (per_group / counts.clamp_min(1)).sum()
+                else:
+                    # independent masks: sum, so each input's gradient ignores the batch size
+                    loss = per_input.mean() if shared else per_input.sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -277,7 +298,7 @@ class _GradientRDE(Explainer):
                     self._project(params)
                 if self.log_every and (step % self.log_every == 0 or step == self.steps - 1):
                     self._log(step, per_input, dist, rate)
-            self._check_relaxation(x, params.detach().expand(batch, -1), ref, tgt)
+            self._check_relaxation(x, per_row(params.detach()), ref, tgt)
         return self._result(params).detach()
 
     @torch.no_grad()
