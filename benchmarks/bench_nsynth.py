@@ -20,7 +20,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402 - after the OpenMP setting
 
-from genex.explain import RDEL1, ComponentMap, RDEConcrete  # noqa: E402
+from genex.xai import RDEL1, ComponentMap, RDEConcrete  # noqa: E402
 from genex.explain.nsynth import generative_infiller  # noqa: E402
 from genex.models.nsynth import Inpainter, InstrumentCNN  # noqa: E402
 

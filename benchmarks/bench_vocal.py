@@ -22,7 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the workflow's steps (
 import torch  # noqa: E402
 import yaml
 
-from genex.explain.vocal_am import maximise, trajectories
+from genex.xai.activation import maximise, trajectories
 from genex.models.vocal import Generator, VocalDetector
 
 ROOT = Path(__file__).resolve().parents[1]

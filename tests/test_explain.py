@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from genex.explain import (
+from genex.xai import (
     RDEL1,
     BlurInfiller,
     ComponentMap,
@@ -22,13 +22,13 @@ from genex.explain import (
     ZeroInfiller,
     concrete_mask,
 )
-from genex.explain.baselines import (
-    IntegratedGradientsBaseline,
-    OcclusionBaseline,
-    RandomBaseline,
-    SaliencyBaseline,
+from genex.xai.baselines import (
+    IntegratedGradients,
+    Occlusion,
+    Random,
+    Saliency,
 )
-from genex.explain.infill import compose
+from genex.xai.infill import compose
 
 SHAPE = (2, 64)
 BAND = list(range(20, 28))  # planted: magnitude (channel 0) bins 20..27 -> components 20..27
@@ -298,11 +298,127 @@ def test_matching_pursuit_per_input_components():
     assert res.order[1].tolist() == [0, 1, -1]
 
 
+class Weighted(nn.Module):
+    """One output: ``w · z`` (an exactly additive model, so ties are exact)."""
+
+    def __init__(self, w: list[float]) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.tensor(w))
+
+    def forward(self, z):
+        return (z.flatten(1) * self.weight).sum(1, keepdim=True)
+
+
+def test_matching_pursuit_stops_at_zero_distortion_and_reports_ties():
+    w = [0.0] * 8
+    w[3] = w[6] = 1.0  # two interchangeable components, the rest do nothing
+    mp = MatchingPursuit(Weighted(w), ZeroInfiller(), ComponentMap.identity((8,)), k=5)
+    res = mp.pursue(torch.ones(1, 8))
+    # after 3 and 6 the distortion is 0: the pursuit stops, nothing is picked in index order
+    assert res.order.tolist() == [[3, 6, -1, -1, -1]]
+    assert res.distortion[0, :3].tolist() == [2.0, 0.5, 0.0]
+    assert bool(res.distortion[0, 3:].isnan().all())
+    assert res.ties.tolist() == [[False, True, False, False, False]]
+    assert res.n_tied.tolist() == [[2, 1, 0, 0, 0]]
+    scores = res.scores()
+    assert scores[0, 3] == scores[0, 6] == 1.0
+    assert float(scores[0].abs().sum()) == 2.0  # every other component scores 0
+    assert res.mask[0].nonzero().squeeze(1).tolist() == [3, 6]
+
+
+def test_matching_pursuit_tolerance_stops_early_and_widens_ties():
+    w = [1.0, 0.0, 1.001, 0.02, 0.0, 3.0]
+    cmap = ComponentMap.identity((6,))
+    x = torch.ones(1, 6)
+    exact = MatchingPursuit(Weighted(w), ZeroInfiller(), cmap, k=6).pursue(x)
+    assert exact.order[0, :4].tolist() == [5, 2, 0, 3]  # 1 and 4 do nothing: 0 after 3
+    assert not bool(exact.ties.any())
+    loose = MatchingPursuit(Weighted(w), ZeroInfiller(), cmap, k=6, tol=0.01).pursue(x)
+    # 2 and 0 are within tol of each other; after them the distortion 0.0002 <= tol: stop
+    assert loose.order[0].tolist() == [5, 2, 0, -1, -1, -1]
+    assert loose.ties[0].tolist() == [False, False, True, False, False, False]
+    s = loose.scores()[0]
+    assert s[5] > s[2] == s[0] > 0 and s[3] == 0
+    with pytest.raises(ValueError, match="tol"):
+        MatchingPursuit(Weighted(w), ZeroInfiller(), cmap, k=2, tol=-1.0)
+
+
+class CountingModel(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.rows = model, []
+
+    def forward(self, z):
+        self.rows.append(z.shape[0])
+        return self.model(z)
+
+
+def _per_input_case():
+    """Three inputs with their own component maps (3, 2 and 4 components, padded to 4)."""
+    shape = (2, 3, 3)
+    maps = [ComponentMap.from_sets(shape, [[4], [0, 1], [13]]),
+            ComponentMap.from_sets(shape, [[13], [7]]),
+            ComponentMap.from_sets(shape, [[2], [9, 10], [4, 5], [17]])]
+    x = 1.0 + torch.rand(3, *shape, generator=torch.Generator().manual_seed(3))
+    return PlantedDense(18, [4, 13, 9]), maps, x
+
+
+@pytest.mark.parametrize("target", [None, "weights", "per-input-weights"])
+def test_matching_pursuit_batches_candidates_across_inputs(target):
+    model, maps, x = _per_input_case()
+    spec = {None: None, "weights": torch.rand(4, 4, generator=torch.Generator().manual_seed(1)),
+            "per-input-weights": torch.rand(3, 4, 4, generator=torch.Generator().manual_seed(2))}[target]
+    counted = CountingModel(model)
+    mp = MatchingPursuit(counted, ZeroInfiller(), ComponentMap.stack(maps), k=4, batch_candidates=5)
+    res = mp.pursue(x, spec)
+    # reference, nothing kept, then all inputs' candidates together: 9 (5 + 4), 6, 3, 1
+    assert counted.rows == [3, 3, 5, 4, 5, 1, 3, 1]
+    assert res.order[1, 2:].tolist() == [-1, -1]  # padded components are never chosen
+    for b in range(3):  # the same choices as each input alone
+        one = spec if spec is None or spec.dim() == 2 else spec[b]
+        alone = MatchingPursuit(model, ZeroInfiller(), maps[b], k=4).pursue(x[b: b + 1], one)
+        n = maps[b].n_components
+        assert res.order[b, :n].tolist() == alone.order[0, :n].tolist()
+        assert torch.allclose(res.distortion[b, : n + 1], alone.distortion[0, : n + 1],
+                              rtol=1e-3, atol=1e-6, equal_nan=True)
+
+
+def test_matching_pursuit_per_input_class_targets_batched():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.randn(3, 12, generator=torch.Generator().manual_seed(0)))
+    x = torch.randn(4, 12, generator=torch.Generator().manual_seed(1))
+    cmap, classes = ComponentMap.identity((12,)), [0, 1, 2, 1]
+    batched = MatchingPursuit(model, ZeroInfiller(), cmap, k=3, batch_candidates=7).pursue(x, classes)
+    for b, t in enumerate(classes):
+        alone = MatchingPursuit(model, ZeroInfiller(), cmap, k=3).pursue(x[b: b + 1], t)
+        assert batched.order[b].tolist() == alone.order[0].tolist()
+
+
+def test_radio_explanations_run_a_model_without_parameters():
+    """``next(model.parameters())`` raised a bare StopIteration for a fixed-function Φ."""
+    from genex.explain.radio_explain import explain_one, planted_rank
+    from genex.features.radio import planted_scene
+
+    class Shadow(nn.Module):  # no parameters, no buffers: the map dims where buildings are
+        def forward(self, z):
+            return 1.0 - nn.functional.avg_pool2d(z[:, :1], 5, 1, 2)
+
+    scene = planted_scene(16, 2.0, 2)
+    params = {"k": 2, "sample_fractions": [0.0], "mc_samples": 1, "batch_candidates": 64,
+              "roi": 3, "random_orders": 2,
+              "rde": {"fraction": 0.0, "lam": 1.0, "lr": 0.1, "steps": 2}}
+    ranks = planted_rank(Shadow(), Shadow(), scene, params, seed=0)
+    assert set(ranks["ranks"]) == {"zero"}
+    out = explain_one(Shadow(), Shadow(), scene["x"], params, seed=0, keep_maps=True)
+    assert out["components"] == ranks["components"] and "estimate" in out
+
+
 # ---- baselines -----------------------------------------------------------------------------
 @pytest.mark.parametrize("make", [
-    lambda m, c: SaliencyBaseline(m, c),
-    lambda m, c: IntegratedGradientsBaseline(m, c, n_steps=8),
-    lambda m, c: OcclusionBaseline(m, c, perturbations_per_eval=16),
+    lambda m, c: Saliency(m, c),
+    lambda m, c: IntegratedGradients(m, c, n_steps=8),
+    lambda m, c: Occlusion(m, c, perturbations_per_eval=16),
 ], ids=["saliency", "integrated-gradients", "occlusion"])
 def test_baselines_rank_planted_band(make):
     model, x = PlantedLinear(), planted_inputs(3)
@@ -313,16 +429,16 @@ def test_baselines_rank_planted_band(make):
 
 def test_occlusion_over_grouped_components():
     model, x = PlantedLinear(), planted_inputs(2)
-    scores = OcclusionBaseline(model, ComponentMap.along_axis(SHAPE, 0)).attribute(x, target=0)
+    scores = Occlusion(model, ComponentMap.along_axis(SHAPE, 0)).attribute(x, target=0)
     expected = x[:, 0, BAND].sum(1)  # occluding the magnitude removes the band's logit
     assert torch.allclose(scores[:, 0], expected) and bool((scores[:, 1] == 0).all())
 
 
 def test_random_baseline_shape_and_seed():
     cmap = ComponentMap.identity(SHAPE)
-    a = RandomBaseline(cmap, seed=1).attribute(torch.zeros(3, *SHAPE))
+    a = Random(nn.Identity(), cmap, seed=1).attribute(torch.zeros(3, *SHAPE))
     assert a.shape == (3, 128)
-    assert torch.equal(a, RandomBaseline(cmap, seed=1).attribute(torch.zeros(3, *SHAPE)))
+    assert torch.equal(a, Random(nn.Identity(), cmap, seed=1).attribute(torch.zeros(3, *SHAPE)))
 
 
 # ---- batching and generative infill inside the optimisers ----------------------------------
@@ -354,6 +470,7 @@ def test_rde_batches_inputs_and_draws_in_one_forward_through_a_generator():
     explainer = RDEConcrete(model, GenerativeInfiller(inpainter), ComponentMap.identity(SHAPE),
                             lam=1.0, lr=0.1, steps=3, n_samples=5)
     mask = explainer.attribute(planted_inputs(4), target=0)
-    assert model.shapes == [(4, *SHAPE)] + [(20, *SHAPE)] * 3  # reference, then n·B per step
+    # reference, n·B per step, then the relaxed and the binarised distortion of the result
+    assert model.shapes == [(4, *SHAPE)] + [(20, *SHAPE)] * (3 + 2)
     assert mask.shape == (4, 128) and not torch.equal(mask, torch.full_like(mask, 0.5))
     assert inpainter.scale.grad is None and inpainter.scale.requires_grad

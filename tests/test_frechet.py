@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from genex.metrics.frechet import frechet_distance, frechet_gaussians
+from genex.xai.frechet import frechet_distance, frechet_gaussians
 
 
 def test_frechet_gaussians_matches_diagonal_closed_form():

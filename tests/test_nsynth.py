@@ -18,7 +18,7 @@ import torch
 from conftest import run, snakemake_cmd
 from torch import nn
 
-from genex.explain import BlurInfiller, MeanInfiller, NoiseInfiller, ZeroInfiller
+from genex.xai import BlurInfiller, MeanInfiller, NoiseInfiller, ZeroInfiller
 from genex.explain.nsynth import (
     class_query,
     explain_notes,

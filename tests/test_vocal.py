@@ -28,8 +28,8 @@ def one_torch_thread():
 # ------------------------------------------------------------------------ Fréchet distance
 
 def test_frechet_equals_closed_form_for_known_gaussians():
-    from genex.explain.vocal_am import response_frechet
-    from genex.metrics.frechet import frechet_gaussians
+    from genex.xai.activation import response_frechet
+    from genex.xai.frechet import frechet_gaussians
 
     # 1-D: (m1 - m2)^2 + (s1 - s2)^2
     assert frechet_gaussians([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(4.0 + 1.0)
@@ -47,7 +47,7 @@ def test_frechet_equals_closed_form_for_known_gaussians():
 
 
 def test_selection_is_best_median_worst():
-    from genex.explain.vocal_am import reference_responses, select
+    from genex.xai.activation import reference_responses, select
 
     fd = {"a": 3.0, "b": 1.0, "c": 2.0, "d": 5.0, "e": 4.0}
     assert select(fd) == {"best": "b", "median": "a", "worst": "d"}
@@ -77,7 +77,7 @@ def tiny_networks(seed: int = 0):
 
 
 def test_am_raises_the_response_of_a_tiny_detector():
-    from genex.explain.vocal_am import maximise, trajectories
+    from genex.xai.activation import maximise, trajectories
 
     det, gen = tiny_networks()
     response = lambda z: det.forward_pooled(gen(z))  # noqa: E731
@@ -93,7 +93,7 @@ def test_am_raises_the_response_of_a_tiny_detector():
 
 
 def test_batched_am_equals_one_example_at_a_time_and_torch_adam():
-    from genex.explain.vocal_am import Trajectory, maximise
+    from genex.xai.activation import Trajectory, maximise
 
     det, gen = tiny_networks(3)
     response = lambda z: det.forward_pooled(gen(z))  # noqa: E731

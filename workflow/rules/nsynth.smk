@@ -31,7 +31,7 @@ rule nsynth_train_classifier:
         directory("results/nsynth/classifier"),
     input:
         features="results/nsynth/features",
-        code=code("studies/nsynth.py", "train/nsynth.py", "metrics/frechet.py", *NSYNTH_MODELS),
+        code=code("studies/nsynth.py", "train/nsynth.py", "xai/frechet.py", *NSYNTH_MODELS),
     params:
         cfg=section("nsynth", "classifier"),
         seed=config["seed"],
@@ -57,7 +57,7 @@ rule nsynth_train_inpainter:
     input:
         features="results/nsynth/features",
         classifier="results/nsynth/classifier",
-        code=code("studies/nsynth.py", "train/nsynth.py", "metrics/frechet.py", *NSYNTH_MODELS),
+        code=code("studies/nsynth.py", "train/nsynth.py", "xai/frechet.py", *NSYNTH_MODELS),
     params:
         cfg=section("nsynth", "inpainter"),
         seed=config["seed"],
@@ -77,8 +77,8 @@ rule nsynth_train_inpainter:
         "--checkpoints results/nsynth/checkpoints/inpainter --out {output:q} > {log:q} 2>&1"
 
 
-NSYNTH_EXPLAIN_CODE = code("studies/nsynth.py", "explain/nsynth.py", "explain/rde.py",
-                           "explain/infill.py", "explain/target.py", "features/spectrum.py",
+NSYNTH_EXPLAIN_CODE = code("studies/nsynth.py", "explain/nsynth.py", "xai/rde.py",
+                           "xai/infill.py", "xai/target.py", "xai/evaluate.py", "features/spectrum.py",
                            *NSYNTH_MODELS)
 
 
@@ -144,7 +144,8 @@ rule nsynth_evaluate:
         classifier="results/nsynth/classifier",
         inpainter="results/nsynth/inpainter",
         notes="results/nsynth/notes",
-        code=NSYNTH_EXPLAIN_CODE + code("metrics/nsynth.py", "metrics/frechet.py", "explain/baselines.py"),
+        code=NSYNTH_EXPLAIN_CODE + code("metrics/nsynth.py", "xai/evaluate.py", "xai/frechet.py",
+                                        "xai/baselines.py"),
     params:
         # the sanity check reruns RDE, so this rule also takes the rde subsection
         cfg=lambda wildcards: json.dumps({"evaluation": config["nsynth"]["evaluation"],

@@ -8,8 +8,8 @@ RADIO_DATA, RADIO_ROOT = study_dataset("radio")
 RADIO_MODEL_CODE = ("studies/radio.py", "features/radio.py", "models/radio_unet.py",
                     "train/radio.py", "train/checkpoint.py")
 RADIO_EXPLAIN_CODE = RADIO_MODEL_CODE + ("explain/radio_explain.py", "explain/radio_query.py",
-                                         "explain/radio_infill.py", "explain/infill.py",
-                                         "explain/rde.py", "explain/target.py")
+                                         "explain/radio_infill.py", "xai/infill.py",
+                                         "xai/rde.py", "xai/target.py", "xai/evaluate.py")
 
 
 rule radio_features:

@@ -59,7 +59,7 @@ rule vocal_train_gan:
     input:
         features=rules.vocal_features.output,
         code=code("studies/vocal.py", "features/vocal_mel.py", "models/vocal.py", "train/vocal.py",
-                  "train/checkpoint.py", "metrics/frechet.py"),
+                  "train/checkpoint.py", "xai/frechet.py"),
     params:
         cfg=section("vocal", "gan"),
         seed=config["seed"],
@@ -112,7 +112,7 @@ rule vocal_activation_max:
         detector=rules.vocal_train_detector.output,
         gan=rules.vocal_train_gan.output,
         code=code("studies/vocal.py", "features/vocal_mel.py", "models/vocal.py", "train/vocal.py",
-                  "explain/vocal_am.py", "explain/vocal_run.py", "metrics/frechet.py", "metrics/vocal.py"),
+                  "xai/activation.py", "explain/vocal_run.py", "xai/frechet.py", "metrics/vocal.py"),
     params:
         cfg=section("vocal", "am"),
         seed=config["seed"],

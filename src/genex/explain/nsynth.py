@@ -8,16 +8,14 @@ the rate ‖s‖₁ / C; the obfuscation z fills the dropped components with the
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import Tensor
 
-from genex.explain.infill import ComponentMap, GenerativeInfiller, Infiller
-from genex.explain.rde import RDEL1, RateDistortion, RDEConcrete, concrete_mask, frozen
-from genex.explain.target import Target
-from genex.utils import progress
+from genex.xai.components import ComponentMap
+from genex.xai.evaluate import keep_top  # re-exported: the study's masks use the library's
+from genex.xai.infill import GenerativeInfiller, Infiller
+from genex.xai.rde import DEFAULTS, RDEL1, RDEConcrete
 
 __all__ = ["explain_notes", "class_query", "keep_top", "select_notes"]
 
@@ -43,7 +41,9 @@ def explain_notes(model, infiller: Infiller, x: Tensor, params: dict, seed: int,
     (in batches of ``batch_size`` notes when given)."""
     cmap = ComponentMap.identity(tuple(x.shape[1:]))
     common = dict(lam=params["lam"], steps=params["steps"], n_samples=params["n_samples"],
-                  seed=seed, log_every=max(1, params["steps"] // 20))
+                  seed=seed, log_every=max(1, params["steps"] // 20),
+                  schedule=params.get("schedule", DEFAULTS["schedule"]),
+                  warmup=params.get("warmup", DEFAULTS["warmup"]))
     makers = {
         "rde_concrete": lambda: RDEConcrete(model, infiller, cmap, temperature=params["temperature"],
                                             lr=params["lr_concrete"], init=params["init"], **common),
@@ -60,9 +60,7 @@ def explain_notes(model, infiller: Infiller, x: Tensor, params: dict, seed: int,
             explainer = make()
             parts.append(explainer.attribute(x[start: start + step], target=None).cpu())
             if start == 0:
-                h = explainer.history_
-                histories[name] = {"step": h.step, "loss": h.loss, "distortion": h.distortion,
-                                   "rate": h.rate}
+                histories[name] = explainer.history_.as_dict()
         out[name] = torch.cat(parts)
     out["history"] = histories
     return out
@@ -71,53 +69,22 @@ def explain_notes(model, infiller: Infiller, x: Tensor, params: dict, seed: int,
 def class_query(model, infiller: Infiller, x: Tensor, families: Tensor, n_families: int,
                 params: dict, seed: int) -> tuple[Tensor, dict]:
     """Table 1: one concrete mask over (whole magnitude, whole phase) per family, optimised
-    over that family's notes (distortion meaned over its notes), all families in one graph.
+    over that family's notes (distortion meaned over its notes), all families in one graph
+    (:meth:`genex.xai.RDEConcrete.attribute` with ``groups``), at a constant lr as in the paper.
 
     Returns keep probabilities ``[n_families, 2]`` (NaN for a family without notes) and the
     loss history.
     """
-    device = x.device
-    cmap = ComponentMap.along_axis(tuple(x.shape[1:]), 0).to(device)
-    obj = RateDistortion(model, infiller, cmap, params["class_lam"], params["n_samples"])
-    tgt = Target(None, x.shape[0])
-    families = families.to(device)
-    counts = torch.bincount(families, minlength=n_families).to(x.dtype)
-    init = math.log(params["init"] / (1 - params["init"]))
-    theta = torch.full((n_families, 2), init, device=device, dtype=x.dtype, requires_grad=True)
-    opt = torch.optim.Adam([theta], lr=params["class_lr"])
-    gen = torch.Generator(device=device).manual_seed(seed)
-    history = {"step": [], "loss": []}
-    every = max(1, params["class_steps"] // 20)
-    with frozen(obj.modules()):
-        ref = obj.reference(x, tgt)
-        for step in progress(range(params["class_steps"]), desc="rde-class", unit="step"):
-            keep = concrete_mask(theta[families], params["temperature"], obj.n_samples, gen)
-            dist, rate = obj.loss(x, keep, ref, tgt, gen)
-            # mean over each family's notes, then summed over families (independent masks)
-            per_family = torch.zeros(n_families, device=device, dtype=x.dtype)
-            per_family = per_family.index_add(0, families, dist + obj.lam * rate)
-            loss = (per_family / counts.clamp_min(1)).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if step % every == 0 or step == params["class_steps"] - 1:
-                history["step"].append(step)
-                history["loss"].append(float(loss.detach()))
-    probs = torch.sigmoid(theta.detach())
-    probs[counts == 0] = float("nan")
-    return probs.cpu(), history
-
-
-def keep_top(scores: Tensor, fraction: float) -> Tensor:
-    """Binary masks ``[B, C]`` keeping each row's ``round(fraction·C)`` highest scores
-    (ties broken by index, so the mask is deterministic)."""
-    b, c = scores.shape
-    k = int(round(fraction * c))
-    mask = torch.zeros(b, c, dtype=scores.dtype, device=scores.device)
-    if k > 0:
-        order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
-        mask.scatter_(1, order, 1.0)
-    return mask
+    cmap = ComponentMap.along_axis(tuple(x.shape[1:]), 0)
+    rde = RDEConcrete(model, infiller, cmap, lam=params["class_lam"], temperature=params["temperature"],
+                      lr=params["class_lr"], steps=params["class_steps"], n_samples=params["n_samples"],
+                      init=params["init"], seed=seed, log_every=max(1, params["class_steps"] // 20),
+                      schedule="constant", warmup=0.0)
+    rde.desc = "rde-class"
+    families = families.to(x.device)
+    probs = rde.attribute(x, None, groups=families, n_groups=n_families).cpu()
+    probs[torch.bincount(families.cpu(), minlength=n_families) == 0] = float("nan")
+    return probs, {"step": rde.history_.step, "loss": rde.history_.loss}
 
 
 def generative_infiller(inpainter, seed: int) -> GenerativeInfiller:

@@ -6,6 +6,8 @@ Results are plain JSON-able dicts (orders, boxes, curves) plus the arrays the fi
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 from torch import nn
@@ -21,7 +23,7 @@ from genex.explain.radio_query import (
     random_orders,
     ranking_order,
 )
-from genex.explain.rde import RDEL1, MatchingPursuit, RDEConcrete
+from genex.xai.rde import RDEL1, MatchingPursuit, RDEConcrete
 from genex.utils import progress
 
 
@@ -47,8 +49,13 @@ def _rde_order(cls, phi, infiller, comps, x, box, k, params, n_samples, seed) ->
     return ranking_order(scores[0], k)
 
 
-def _device(net: nn.Module) -> torch.device:
-    return next(net.parameters()).device
+def _device(net) -> torch.device:
+    """Where ``net`` runs: its first parameter's or buffer's device; CPU for a model without
+    either (a fixed function), which ``next(net.parameters())`` would not survive."""
+    if isinstance(net, nn.Module):
+        for t in itertools.chain(net.parameters(), net.buffers()):
+            return t.device
+    return torch.device("cpu")
 
 
 def explain_one(phi: nn.Module, phi_gt: nn.Module, x: np.ndarray, params: dict, seed: int,

@@ -3,14 +3,14 @@
 Φ's input is ``[buildings (some missing), TX, measurements]``; components are buildings
 (channel 0) and measurement pixels (channel 2), the TX channel is never masked.
 
-* zero infill (:class:`genex.explain.infill.ZeroInfiller`): unchosen buildings and
+* zero infill (:class:`genex.xai.infill.ZeroInfiller`): unchosen buildings and
   measurements are dropped;
 * model-based infill (:func:`model_based_infiller`): unchosen buildings are dropped, and each
   unchosen measurement is, with probability ``p``, replaced by Φ_gt's map at that pixel given
   the chosen buildings and the TX (otherwise dropped). ``p = 1`` is the paper's full
   model-based infill, ``p = 0`` the zero infill, ``p = 0.025`` the continuum of its Fig 4c.
 
-Both go through :class:`~genex.explain.infill.Infiller`'s composition, so chosen components
+Both go through :class:`~genex.xai.infill.Infiller`'s composition, so chosen components
 are kept bit-exactly.
 """
 
@@ -21,7 +21,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from genex.explain.infill import GenerativeInfiller, Infiller, ZeroInfiller
+from genex.xai.infill import GenerativeInfiller, Infiller, ZeroInfiller
 
 BUILDINGS, TX, MEASUREMENTS = 0, 1, 2
 

@@ -2,16 +2,17 @@
 
 * :func:`radio_components`: every building (4-connected component of Φ's buildings channel)
   and every measurement pixel is one switchable component of a
-  :class:`~genex.explain.infill.ComponentMap` over Φ's input ``[3, H, W]``;
+  :class:`~genex.xai.infill.ComponentMap` over Φ's input ``[3, H, W]``;
 * a *query* is a box (region of interest) of Φ's output; the distortion is the RDE's
-  ``½ mean_{ROI} (Φ(x) − Φ(z))²`` (a :class:`~genex.explain.target.Target` weighting the box
+  ``½ mean_{ROI} (Φ(x) − Φ(z))²`` (a :class:`~genex.xai.target.Target` weighting the box
   by 1/size). **darken**: the box where Φ's estimate is darkest against its estimate with
   every component dropped ("where does Φ put a shadow, and what makes it?");
   **brighten**: the box where the measurements brighten Φ's estimate most against its
   estimate from the buildings alone;
 * :func:`distortion_curve`: the distortion after keeping the first k components of any
   order (matching pursuit, random, nearest to the region, the RDE optimisers' ranking),
-  k = 0..K, all evaluated with the same infill draws so curves compare fairly.
+  k = 0..K, all evaluated with the same infill draws so curves compare fairly
+  (:func:`genex.xai.evaluate.order_curve` on the box).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from genex.explain.infill import ComponentMap, Infiller
-from genex.explain.rde import RateDistortion, frozen
-from genex.explain.target import Target
+from genex.xai import evaluate
+from genex.xai.components import ComponentMap
+from genex.xai.infill import Infiller
 from genex.features.radio import building_components
 
 QUERIES = ("darken", "brighten")
@@ -119,38 +120,24 @@ def nearest_order(comps: RadioComponents, box: tuple[int, int, int, int], k: int
 
 
 def random_orders(n_components: int, k: int, count: int, rng: np.random.Generator) -> list[list[int]]:
-    """``count`` random orders of ``k`` distinct components."""
-    return [[int(i) for i in rng.permutation(n_components)[:k]] for _ in range(count)]
+    """``count`` random orders of ``k`` distinct components (as lists)."""
+    return evaluate.random_orders(n_components, k, count, rng).tolist()
 
 
 def ranking_order(scores: Tensor, k: int) -> list[int]:
     """The ``k`` highest-scoring components (an RDE mask as an order; ties by index)."""
-    s = scores.detach().cpu().double().numpy().reshape(-1)
-    return [int(i) for i in np.lexsort((np.arange(len(s)), -s))[:k]]
+    return evaluate.top_order(scores.reshape(1, -1), k)[0].tolist()
 
 
-def prefix_masks(order: list[int], n_components: int, k: int) -> Tensor:
-    """``[k + 1, C]``: nothing kept, then the first 1..k components of ``order``."""
-    masks = torch.zeros(k + 1, n_components)
-    for j, c in enumerate(order[:k]):
-        masks[j + 1:, c] = 1.0
-    return masks
-
-
-@torch.no_grad()
 def distortion_curve(model: nn.Module, infiller: Infiller, comps: RadioComponents, x: Tensor,
                      box: tuple[int, int, int, int], order: list[int], k: int, n_samples: int,
                      seed: int) -> list[float]:
-    """Distortion ``[k + 1]`` after keeping the first 0..k components of ``order``.
+    """Distortion ``[k + 1]`` on the box after keeping the first 0..k components of ``order``.
 
-    Every order is evaluated with the same generator seed, hence the same infill draws.
+    Every order is evaluated with the same generator seed, hence the same infill draws; the
+    k + 1 steps go through Φ in one forward.
     """
-    obj = RateDistortion(model, infiller, comps.cmap, 0.0, n_samples)
     weights = box_weights(box, tuple(x.shape[-2:]), x.device)
-    with frozen(obj.modules()):
-        ref = obj.reference(x, Target(weights, 1))
-        masks = prefix_masks(order, comps.cmap.n_components, k).to(x.device)
-        tgt = Target(weights, 1).for_input(0, k + 1)
-        gen = torch.Generator(device=x.device).manual_seed(seed)
-        d = obj.distortion(x.expand(k + 1, *x.shape[1:]), masks, ref.expand(k + 1, -1), tgt, gen)
-    return [float(v) for v in d]
+    curve = evaluate.order_curve(model, infiller, comps.cmap, x, [order], k, weights, n_samples,
+                                 seed, batch_size=k + 1, draws="per_curve")
+    return curve.per_input[0].tolist()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genex.explain.vocal_am import (
+from genex.xai.activation import (
     DIRECTIONS,
     config_name,
     maximise,
@@ -53,7 +53,7 @@ def dataset_responses(detector, feats, idx: np.ndarray, frames: int, device, bat
 
 def gan_frechet(detector, gen, feats, n: int, frames: int, pool, seed: int, device, batch: int) -> float:
     """Fréchet distance² of detector penultimate features: real training vs generated excerpts."""
-    from genex.metrics.frechet import frechet_distance
+    from genex.xai.frechet import frechet_distance
     from genex.train.vocal import pooled_excerpts
 
     rng = np.random.default_rng([seed, 11])

@@ -300,20 +300,20 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     """In-distribution test, baselines, faithfulness (deletion) curves, sanity, Fig 1 data."""
     import torch
 
-    from genex.explain import (
+    from genex.xai import (
         BlurInfiller,
         ComponentMap,
         MeanInfiller,
         NoiseInfiller,
         ZeroInfiller,
     )
-    from genex.explain.baselines import (
-        IntegratedGradientsBaseline,
-        RandomBaseline,
-        SaliencyBaseline,
+    from genex.xai.baselines import (
+        IntegratedGradients,
+        Random,
+        Saliency,
     )
     from genex.explain.nsynth import explain_notes, generative_infiller
-    from genex.metrics.nsynth import deletion_curve, in_distribution, mean_spearman
+    from genex.metrics.nsynth import deletion_curve, in_distribution, sanity as randomised_sanity
     from genex.models.nsynth import InstrumentCNN
     from genex.utils import atomic_dir, write_json
 
@@ -339,11 +339,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     target = saved["predicted"].to(device)
     cmap = ComponentMap.identity(tuple(x.shape[1:]))
     baselines = {
-        "saliency": SaliencyBaseline(model, cmap),
-        "integrated_gradients": IntegratedGradientsBaseline(model, cmap, mean.to(device),
+        "saliency": Saliency(model, cmap),
+        "integrated_gradients": IntegratedGradients(model, cmap, mean.to(device),
                                                             n_steps=ev["ig_steps"]),
         "occlusion": _WindowedOcclusion(model, x.shape[1:], mean.to(device), ev["occlusion_window"]),
-        "random": RandomBaseline(cmap, seed=args.seed),
+        "random": Random(model, cmap, seed=args.seed),
     }
     scores = {"rde_concrete": saved["rde_concrete"], "rde_l1": saved["rde_l1"]}
     for name, method in baselines.items():
@@ -359,12 +359,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     # sanity: the same RDE on Φ with re-initialised weights; masks should not correlate
     n_sanity = min(ev["sanity_notes"], len(x))
-    torch.manual_seed(args.seed + 1)
-    random_model = InstrumentCNN(11, model.body[0].out_channels,
-                                 model.penultimate[0].out_features).to(device).eval()
-    rand_masks = explain_notes(random_model, gan, x[:n_sanity], rde, args.seed,
-                               methods=("rde_concrete",))["rde_concrete"]
-    sanity = mean_spearman(saved["rde_concrete"][:n_sanity], rand_masks)
+
+    def randomise(phi):
+        torch.manual_seed(args.seed + 1)
+        return InstrumentCNN(11, phi.body[0].out_channels,
+                             phi.penultimate[0].out_features).to(device).eval()
+
+    def explain(phi, notes):
+        return explain_notes(phi, gan, notes, rde, args.seed, methods=("rde_concrete",))["rde_concrete"]
+
+    sanity = randomised_sanity(explain, model, randomise, x[:n_sanity], saved["rde_concrete"][:n_sanity])
 
     example = _inpainting_example(feats, inpainter, ev, args.seed)
     with atomic_dir(args.out) as tmp:
@@ -383,21 +387,21 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 class _WindowedOcclusion:
     """Occlusion over windows of ``window`` adjacent frequency bins of one channel (Captum's
-    FeatureAblation via :class:`OcclusionBaseline`), each bin scored with its window's score:
+    FeatureAblation via :class:`Occlusion`), each bin scored with its window's score:
     ``window`` times fewer forward passes than one per component."""
 
     def __init__(self, model, shape, baseline, window: int) -> None:
         import torch
 
-        from genex.explain import ComponentMap
-        from genex.explain.baselines import OcclusionBaseline
+        from genex.xai import ComponentMap
+        from genex.xai.baselines import Occlusion
 
         channels, length = shape
         self.window = max(1, int(window))
         groups = -(-length // self.window)
         labels = (torch.arange(channels).view(-1, 1) * groups
                   + torch.arange(length).view(1, -1) // self.window)
-        self.inner = OcclusionBaseline(model, ComponentMap(labels, channels * groups), baseline)
+        self.inner = Occlusion(model, ComponentMap(labels, channels * groups), baseline)
         self.channels, self.groups, self.length = channels, groups, length
 
     def attribute(self, x, target=None):

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from genex.metrics.frechet import frechet_distance
+from genex.xai.frechet import frechet_distance
 from genex.models.nsynth import Critic, Inpainter, InstrumentCNN
 from genex.train.checkpoint import Checkpointer, TrainState, epoch_rng, finite_loss, fingerprint
 from genex.utils import progress

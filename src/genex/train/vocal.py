@@ -139,9 +139,9 @@ def band_frechet(real: torch.Tensor, fake: torch.Tensor) -> float:
     """Fréchet distance² of the per-band means of two excerpt sets (GAN model selection).
 
     A cheap spectral-envelope check that needs no classifier; the reported GAN quality
-    is the Fréchet distance of detector features (:mod:`genex.explain.vocal_am`).
+    is the Fréchet distance of detector features (:mod:`genex.xai.activation`).
     """
-    from genex.metrics.frechet import frechet_distance
+    from genex.xai.frechet import frechet_distance
 
     return frechet_distance(real.mean(dim=3).flatten(1).double().numpy(),
                             fake.mean(dim=3).flatten(1).double().numpy())

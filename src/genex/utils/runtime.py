@@ -8,11 +8,11 @@ import random
 import subprocess
 import sys
 from datetime import datetime, timezone
-from typing import Iterable, TypeVar
 
 import numpy as np
 
-T = TypeVar("T")
+from genex.xai._progress import progress  # noqa: F401 - the pipeline's bars are the library's
+
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -25,15 +25,6 @@ def seed_everything(seed: int) -> np.random.Generator:
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True, warn_only=True)
     return np.random.default_rng(seed)
-
-
-def progress(iterable: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterable[T]:
-    """A tqdm progress bar on stderr; quiet when GENEX_NO_PROGRESS is set."""
-    from tqdm.auto import tqdm
-
-    disable = bool(os.environ.get("GENEX_NO_PROGRESS"))
-    return tqdm(iterable, desc=desc, total=total, unit=unit, disable=disable,
-                mininterval=1.0, dynamic_ncols=True)
 
 
 def _git_version() -> str:

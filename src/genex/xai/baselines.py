@@ -7,7 +7,7 @@ into component scores by summing ``|attr|`` over each component's entries (occlu
 absolute change of the target score when the component is replaced by the baseline).
 
 The explained scalar per input is the weighted sum of the selected outputs
-(:meth:`genex.explain.target.Target.score`), so every baseline answers the same query as
+(:meth:`genex.xai.target.Target.score`), so every baseline answers the same query as
 the RDE optimisers.
 """
 
@@ -18,19 +18,16 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from genex.explain.infill import ComponentMap
-from genex.explain.rde import frozen
-from genex.explain.target import Target, TargetSpec
+from genex.xai.base import Explainer, Model
+from genex.xai.components import ComponentMap
+from genex.xai.rde import frozen
+from genex.xai.target import Target, TargetSpec
 
-__all__ = ["SaliencyBaseline", "IntegratedGradientsBaseline", "OcclusionBaseline", "RandomBaseline"]
-
-Model = Callable[[Tensor], Tensor]
+__all__ = ["Saliency", "IntegratedGradients", "Occlusion", "Random"]
 
 
-class _CaptumBaseline:
-    def __init__(self, model: Model, component_map: ComponentMap) -> None:
-        self.model = model
-        self.component_map = component_map
+class _CaptumBaseline(Explainer):
+    """Captum is imported when a baseline runs, so genex.xai itself needs no Captum."""
 
     def _forward(self, target: Target) -> Callable[[Tensor], Tensor]:
         # Captum expands batches draw-major (step-major), the layout Target expects
@@ -41,7 +38,7 @@ class _CaptumBaseline:
         x = x.detach()
         tgt = Target(target, x.shape[0])
         cmap = self.component_map.to(x.device)
-        with frozen([self.model]):
+        with frozen([self.model]), torch.enable_grad():
             attr = self._entry_attribution(x, tgt, cmap)
         return cmap.reduce(attr.abs(), "sum").detach()
 
@@ -49,16 +46,16 @@ class _CaptumBaseline:
         raise NotImplementedError
 
 
-class SaliencyBaseline(_CaptumBaseline):
+class Saliency(_CaptumBaseline):
     """|∂ score / ∂ x| (Simonyan et al.), summed per component."""
 
     def _entry_attribution(self, x: Tensor, target: Target, cmap: ComponentMap) -> Tensor:
-        from captum.attr import Saliency
+        from captum.attr import Saliency as CaptumSaliency
 
-        return Saliency(self._forward(target)).attribute(x.clone().requires_grad_(True), abs=True)
+        return CaptumSaliency(self._forward(target)).attribute(x.clone().requires_grad_(True), abs=True)
 
 
-class IntegratedGradientsBaseline(_CaptumBaseline):
+class IntegratedGradients(_CaptumBaseline):
     """Integrated gradients (Sundararajan et al.) from ``baseline``, |attr| summed per component.
 
     Args:
@@ -73,16 +70,16 @@ class IntegratedGradientsBaseline(_CaptumBaseline):
         self.internal_batch_size = internal_batch_size
 
     def _entry_attribution(self, x: Tensor, target: Target, cmap: ComponentMap) -> Tensor:
-        from captum.attr import IntegratedGradients
+        from captum.attr import IntegratedGradients as CaptumIntegratedGradients
 
         base = self.baseline
         base = base.to(x).expand_as(x) if isinstance(base, Tensor) else float(base)
-        return IntegratedGradients(self._forward(target)).attribute(
+        return CaptumIntegratedGradients(self._forward(target)).attribute(
             x.clone().requires_grad_(True), baselines=base, n_steps=self.n_steps,
             internal_batch_size=self.internal_batch_size)
 
 
-class OcclusionBaseline(_CaptumBaseline):
+class Occlusion(_CaptumBaseline):
     """Occlusion by component: |score(x) − score(x with component c set to baseline)|.
 
     Captum's ``FeatureAblation`` with the component labels as feature mask; entries in no
@@ -116,11 +113,12 @@ class OcclusionBaseline(_CaptumBaseline):
         return cmap.reduce(attr.abs(), "mean")
 
 
-class RandomBaseline:
-    """Uniform random component scores (the floor every explainer should beat)."""
+class Random(Explainer):
+    """Uniform random component scores (the floor every explainer should beat); the model
+    is never called."""
 
-    def __init__(self, component_map: ComponentMap, seed: int = 0) -> None:
-        self.component_map = component_map
+    def __init__(self, model: Model, component_map: ComponentMap, seed: int = 0) -> None:
+        super().__init__(model, component_map)
         self.seed = seed
 
     def attribute(self, x: Tensor, target: TargetSpec = None) -> Tensor:
