@@ -118,11 +118,11 @@ class Gate:
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.upstream), timeout=10)
                 upstream.settimeout(None)
-            except OSError:  # the server is gone: the client sees the connection refused
+                for s in (client, upstream):  # SFTP is many small round trips: no Nagle delay
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # server gone, or a killed client's connection: drop it, keep accepting
                 client.close()
                 continue
-            for s in (client, upstream):  # SFTP is many small round trips: no Nagle delay
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self.cond:
                 self.sockets |= {client, upstream}
             for src, dst in ((client, upstream), (upstream, client)):

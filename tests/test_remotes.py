@@ -46,6 +46,7 @@ _spec.loader.exec_module(verify_cache)
 
 def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True,
        **kw) -> subprocess.CompletedProcess:
+    kw.setdefault("timeout", 900)  # a hung transfer fails the test instead of the session
     proc = subprocess.run(cmd, cwd=cwd, env=environment(env), capture_output=True, text=True, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}) in {cwd}:\n"
