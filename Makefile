@@ -36,7 +36,7 @@ $(BIN)/python:
 # torch first and pinned, so a CPU-only machine gets the CPU build
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,remotes-test]'
 	@touch $@
 
 repro: setup  ## run the pipeline through DVC (records params, hashes, metrics)

@@ -3,7 +3,8 @@
 # missing. Uses sudo when not root; says what to do where neither works.
 set -euo pipefail
 
-packages=(fluidsynth libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont)
+packages=(fluidsynth libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont
+          openssh-server)  # sshd: the SSH remote test (tests/test_remotes.py) starts its own
 packages+=("$@")   # extra packages, e.g. slurm-wlm munge for the SLURM test
 
 missing=()
