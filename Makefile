@@ -11,7 +11,7 @@ CORES ?= all
 PYTEST_ARGS ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help run test test-slurm setup system-packages repro push pull lint clean
+.PHONY: help run test test-slurm test-remotes setup system-packages repro push pull lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -24,6 +24,9 @@ test: setup  ## set up, then run the test suite (tiny profile, CPU)
 
 test-slurm: setup  ## the tiny DAG on a one-node SLURM cluster on localhost (root, Debian)
 	$(BIN)/pytest -m slurm tests/test_slurm.py $(PYTEST_ARGS)
+
+test-remotes: setup  ## DVC push/pull through SSH and S3 (emulated) servers started on 127.0.0.1
+	$(BIN)/pytest -m remote tests/test_remotes.py $(PYTEST_ARGS)
 
 setup: system-packages $(STAMP)  ## install Debian packages, .venv and genex (skips what is done)
 
