@@ -574,7 +574,7 @@ class MatchingPursuit(Explainer):
         saved = obj.component_map
         obj.component_map = _rows_map(cmap, rows)
         try:
-            return obj.distortion(x, keep, ref, _rows_target(tgt, rows), gen)
+            return obj.distortion(x, keep, ref, tgt.for_rows(rows), gen)
         finally:
             obj.component_map = saved
 
@@ -590,21 +590,4 @@ def _rows_map(cmap: ComponentMap, rows: Tensor) -> ComponentMap:
         return cmap
     out = cmap.to(cmap.labels.device)
     out.labels = cmap.labels[rows.to(cmap.labels.device)]
-    return out
-
-
-def _rows_target(tgt: Target, rows: Tensor) -> Target:
-    """The target of inputs ``rows`` of ``tgt``'s batch, for a batch of ``len(rows)`` rows
-    (:meth:`Target.for_input` for several inputs)."""
-    rows = rows.cpu()
-    out = Target(None, rows.numel())
-    out.spec = tgt.spec
-    if tgt._index is not None:
-        out._index = tgt._index[rows]
-    if tgt._weights is not None:
-        out._weights = tgt._weights
-        parent = torch.arange(tgt.batch_size) if tgt._weight_rows is None else tgt._weight_rows
-        out._weight_rows = parent[rows]
-        out._weights_inputs = (tgt.batch_size if tgt._weight_rows is None
-                               else tgt._weights_inputs)
     return out

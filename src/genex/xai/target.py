@@ -97,15 +97,21 @@ class Target:
 
     def for_input(self, b: int, repeats: int) -> "Target":
         """The target of input ``b`` alone, for a batch of ``repeats`` copies of it."""
-        out = Target(None, repeats)
+        return self.for_rows(torch.full((repeats,), b, dtype=torch.long))
+
+    def for_rows(self, rows: Tensor) -> "Target":
+        """The target of inputs ``rows`` of this batch, for a batch of ``len(rows)`` inputs
+        (repeats allowed: candidates of several inputs batched together)."""
+        rows = torch.as_tensor(rows, dtype=torch.long).cpu()
+        out = Target(None, rows.numel())
         out.spec = self.spec
         if self._index is not None:
-            out._index = self._index[b: b + 1].repeat(repeats)
+            out._index = self._index[rows.to(self._index.device)]
         if self._weights is not None:
             out._weights = self._weights
             parent_rows = (torch.arange(self.batch_size) if self._weight_rows is None
                            else self._weight_rows)
-            out._weight_rows = parent_rows[b: b + 1].repeat(repeats)
+            out._weight_rows = parent_rows[rows.to(parent_rows.device)]
             out._weights_inputs = (self.batch_size if self._weight_rows is None
                                    else self._weights_inputs)
         return out
