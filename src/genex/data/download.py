@@ -43,6 +43,8 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator, NamedTuple
 
+from genex.utils.io import atomic_file, follow_umask, remove_stale
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
@@ -225,9 +227,8 @@ def _recorded_url(path: Path) -> str | None:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
 
 
 def lock_path(dest: str | os.PathLike) -> Path:
@@ -781,7 +782,6 @@ def extract_archive(archive: str | os.PathLike, target_dir: str | os.PathLike,
             and the bytes needed).
         Nothing is left behind: neither the target nor the temporary folder.
     """
-    from genex.utils.io import follow_umask, remove_stale
 
     archive, target = Path(archive), Path(target_dir)
     limits = limits or Limits()
