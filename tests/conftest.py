@@ -76,3 +76,14 @@ def copy_of(tmp_path):
         shutil.copytree(src, dst, symlinks=True)
         return dst
     return _copy
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Tiny networks run fastest on one thread (and do not spin against other processes)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

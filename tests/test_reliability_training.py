@@ -42,12 +42,7 @@ RADIO = {"width": 2, "depth": 2, "chained": True, "epochs": 2, "batch_size": 4, 
 LOOPS = ["classifier", "inpainter", "inn", "smoother", "cnn", "detector", "gan", "radio"]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

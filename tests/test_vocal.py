@@ -16,13 +16,7 @@ VOCAL_RULES = {"vocal_features", "vocal_train_detector", "vocal_train_gan", "voc
 POOL = (4, 4)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks run fastest on one thread (and do not spin against other processes)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ------------------------------------------------------------------------ Fréchet distance
