@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genex.utils.io import atomic_file, load_tensors
+from genex.utils.io import atomic_file, load_tensors, save_tensors
 
 log = logging.getLogger("genex.train")
 
@@ -250,12 +250,12 @@ class Checkpointer:
         objects = {name: obj.state_dict() for name, obj in self.objects.items()}
         if best:
             with atomic_file(self.best) as tmp:
-                torch.save({"format": FORMAT, "fingerprint": self.identity, "epoch": state.epoch,
-                            "objects": objects}, tmp)
+                save_tensors(tmp, {"format": FORMAT, "fingerprint": self.identity, "epoch": state.epoch,
+                                   "objects": objects})
         ckpt = {"format": FORMAT, "fingerprint": self.identity, "state": _plain(asdict(state)),
                 "rng": _rng_state(), "objects": objects}
         with atomic_file(self.last) as tmp:
-            torch.save(ckpt, tmp)
+            save_tensors(tmp, ckpt)
 
     def load_best(self) -> None:
         """Restore the objects saved with the best validation score (no-op if none was)."""
