@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.genex-installed
+REMOTES_STAMP := $(VENV)/.genex-remotes-installed
 PROFILE ?= default
 CORES ?= all
 PYTEST_ARGS ?=
@@ -25,7 +26,7 @@ test: setup  ## set up, then run the test suite (tiny profile, CPU)
 test-slurm: setup  ## the tiny DAG on a one-node SLURM cluster on localhost (root, Debian)
 	$(BIN)/pytest -m slurm tests/test_slurm.py $(PYTEST_ARGS)
 
-test-remotes: setup  ## DVC push/pull through SSH and S3 (emulated) servers started on 127.0.0.1
+test-remotes: setup $(REMOTES_STAMP)  ## DVC push/pull through SSH and S3 (emulated) servers started on 127.0.0.1
 	$(BIN)/pytest -m remote tests/test_remotes.py $(PYTEST_ARGS)
 
 setup: system-packages $(STAMP)  ## install Debian packages, .venv and genex (skips what is done)
@@ -39,6 +40,11 @@ $(BIN)/python:
 # torch first and pinned, so a CPU-only machine gets the CPU build
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+# the SSH/S3 clients and the S3 emulator only for `make test-remotes` (a heavy resolve)
+$(REMOTES_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,remotes-test]'
 	@touch $@
 
