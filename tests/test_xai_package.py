@@ -111,3 +111,9 @@ def test_the_wheel_installs_and_runs_with_only_the_core_dependencies(tmp_path):
     meta = subprocess.run([str(py), "-c", "import importlib.metadata as m; print(m.requires('genex'))"],
                           capture_output=True, text=True, check=True).stdout
     assert "extra == \"pipeline\"" in meta
+
+
+def test_the_cli_parser_imports_no_torch():
+    """`genex --help` stays fast: commands import torch when they run, not when they register."""
+    loaded = _modules_after("import genex.cli; genex.cli.build_parser()")
+    assert "torch" not in loaded

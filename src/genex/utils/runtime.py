@@ -11,7 +11,6 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from genex.xai._progress import progress  # noqa: F401 - the pipeline's bars are the library's
 
 
 
@@ -25,6 +24,14 @@ def seed_everything(seed: int) -> np.random.Generator:
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True, warn_only=True)
     return np.random.default_rng(seed)
+
+
+def progress(iterable, desc: str, total: int | None = None, unit: str = "it"):
+    """The library's progress bar (:func:`genex.xai._progress.progress`), imported on first
+    use: importing genex.xai imports torch, which `genex --help` must not wait for."""
+    from genex.xai._progress import progress as bar
+
+    return bar(iterable, desc=desc, total=total, unit=unit)
 
 
 def _git_version() -> str:
