@@ -92,8 +92,30 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def _equal(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+def _difference(a: dict, b: dict) -> str:
+    """'' when two models hold the same tensors, else which tensor differs and by how much.
+
+    Integers and shapes must match exactly; floats to a relative 1e-4 of the tensor's scale.
+    On this machine a resumed or retrained model is bitwise equal, but CI once saw the piano
+    INN differ in its last bits after a resume (the determinism test allows the same for
+    kernels that are not bitwise reproducible). A wrong resume moves weights far more: one
+    epoch of the tiny INN moves them by up to 1.7e-3 at a scale of 0.14-0.36 (5e-3 to 1e-2).
+    """
+    if a.keys() != b.keys():
+        return f"different tensors: {sorted(a.keys() ^ b.keys())[:5]}"
+    for k in a:
+        x, y = a[k], b[k]
+        if x.shape != y.shape or x.dtype != y.dtype:
+            return f"{k}: {tuple(x.shape)} {x.dtype} against {tuple(y.shape)} {y.dtype}"
+        if not x.is_floating_point():
+            if not torch.equal(x, y):
+                return f"{k}: integer values differ"
+            continue
+        gap = float((x.double() - y.double()).abs().max()) if x.numel() else 0.0
+        scale = float(x.double().abs().max()) if x.numel() else 0.0
+        if gap > 1e-4 * max(scale, 1e-3):
+            return f"{k}: differs by {gap:.3g} (scale {scale:.3g})"
+    return ""
 
 
 def _study(study: str, root: Path) -> tuple[Path, Path]:
@@ -125,7 +147,7 @@ def test_an_upstream_change_retrains_the_model_from_scratch(step, studies, tmp_p
     study, model, log, ckpt, _ = STEPS[step]
     base, changed = studies(study)
     old, new = _weights(base / model), _weights(changed / model)
-    assert not _equal(old, new), f"{step}: the old model was written again"
+    assert not all(torch.equal(old[k], new[k]) for k in old if k in new), f"{step}: the old model was written again"
     text = (changed / log).read_text()
     assert "inputs changed:" in text and "training from scratch" in text, text[-2000:]
     assert "resumed from checkpoint" not in text
@@ -136,7 +158,8 @@ def test_an_upstream_change_retrains_the_model_from_scratch(step, studies, tmp_p
     shutil.rmtree(clean / ckpt)
     rule = step.split("[")[0]
     run(snakemake_cmd(clean, f"--forcerun={rule}", target(step)))
-    assert _equal(new, _weights(clean / model)), f"{step}: differs from a clean training"
+    gap = _difference(new, _weights(clean / model))
+    assert not gap, f"{step}: differs from a clean training: {gap}"
 
     metrics_old = json.loads((base / f"results/{study}/metrics.json").read_text())
     metrics_new = json.loads((changed / f"results/{study}/metrics.json").read_text())
