@@ -12,7 +12,7 @@ CORES ?= all
 PYTEST_ARGS ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help run test test-slurm test-remotes setup system-packages repro push pull lint clean
+.PHONY: help run test test-full test-slurm test-remotes setup system-packages repro push pull lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -20,8 +20,11 @@ help:  ## list the targets
 run: setup  ## set up, then run the whole pipeline on the default (embedded) profile
 	$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES) $(if $(filter-out default,$(PROFILE)),--configfile config/$(PROFILE).yaml)
 
-test: setup  ## set up, then run the test suite (tiny profile, CPU)
+test: setup  ## set up, then run the fast tier: unit tests, no DAG runs (tiny profile, CPU)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-full: test  ## the fast tier, then the DAG runs and slow tests (reruns, kill/resume, DVC)
+	$(BIN)/pytest -m '(slow or pipeline) and not slurm and not remote' $(PYTEST_ARGS)
 
 test-slurm: setup  ## the tiny DAG on a one-node SLURM cluster on localhost (root, Debian)
 	$(BIN)/pytest -m slurm tests/test_slurm.py $(PYTEST_ARGS)

@@ -60,6 +60,22 @@ def run(cmd: list[str], cwd: Path | None = None, check: bool = True, **kw) -> su
     return proc
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tiers: a test that needs the tiny DAG run is a ``pipeline`` test; ``gpu`` tests skip
+    without CUDA (they test the CUDA and autocast paths, never needed for a green run)."""
+    cuda = None
+    for item in items:
+        if "tiny_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.pipeline)
+        if item.get_closest_marker("gpu"):
+            if cuda is None:
+                import torch
+
+                cuda = torch.cuda.is_available()
+            if not cuda:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """The whole DAG on the tiny profile, once per test session; returns its folder."""

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from conftest import run, snakemake_cmd, workflow_copy
+
+pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 
 ALLOWED_TO_DIFFER = {"genex.json", "section.json"}
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 
 import numpy as np
 import pytest
 import torch
-from conftest import run, snakemake_cmd
 from torch import nn
 
 from genex.xai import BlurInfiller, MeanInfiller, NoiseInfiller, ZeroInfiller
@@ -261,12 +259,3 @@ def test_changing_rde_lambda_reruns_only_explanation_rules(tiny_run, copy_of):
     for rule in ("nsynth_features", "nsynth_train_classifier", "nsynth_train_inpainter"):
         assert rule not in jobs, jobs
 
-
-@pytest.mark.slow
-def test_nsynth_metrics_are_identical_when_rerun_from_scratch(tiny_run, copy_of):
-    work = copy_of(tiny_run)
-    shutil.rmtree(work / "results/nsynth/checkpoints")  # from scratch: no resume
-    first = (tiny_run / "results/nsynth/metrics.json").read_bytes()
-    run(snakemake_cmd(work, "--forcerun", "nsynth_features", "results/nsynth/metrics.json",
-                      "results/nsynth/section"))
-    assert (work / "results/nsynth/metrics.json").read_bytes() == first

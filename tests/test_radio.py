@@ -4,13 +4,11 @@ and the tiny pipeline end to end."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import run, snakemake_cmd, workflow_copy
 from torch import nn
 
 from genex.explain.radio_explain import planted_rank, pursue
@@ -253,15 +251,6 @@ def test_tiny_run_writes_radio_metrics_and_a_valid_section(tiny_run):
     section = load_section(tiny_run / "results" / "radio" / "section")
     assert section.group == "Studies"
     assert (tiny_run / "results" / "report" / "radio").is_dir()
-
-
-@pytest.mark.slow
-def test_radio_metrics_are_identical_across_two_runs(tiny_run, tmp_path):
-    second = workflow_copy(tmp_path / "second")
-    shutil.copytree(tiny_run / "resources" / "radio-sim", second / "resources" / "radio-sim")
-    run(snakemake_cmd(second, "--", "results/radio/metrics.json"))
-    first = (tiny_run / "results" / "radio" / "metrics.json").read_bytes()
-    assert (second / "results" / "radio" / "metrics.json").read_bytes() == first
 
 
 def test_explanation_parameters_rerun_only_explanation_rules(tiny_run, copy_of):

@@ -32,7 +32,7 @@ from conftest import BIN, REPO
 from remote_servers import SSHD, Gate, S3Server, SSHServer, alive
 from test_share import GIT, deep_merge
 
-pytestmark = [pytest.mark.slow, pytest.mark.remote]
+pytestmark = [pytest.mark.slow, pytest.mark.remote, pytest.mark.pipeline]
 
 OBJECT = re.compile(r"^files/md5/[0-9a-f]{2}/[0-9a-f]{30}(\.dir)?$")
 VENV = BIN.parent

@@ -23,6 +23,8 @@ import pytest
 from conftest import BIN, run, snakemake_cmd
 from test_reliability_training_pipeline import STEPS, _difference, _set, _study, _weights, target
 
+pytestmark = pytest.mark.pipeline
+
 # epochs of the killed runs: long enough to kill after the first checkpoint
 KILL_EPOCHS = {"nsynth_train_classifier": 20, "nsynth_train_inpainter": 10, "piano_train_inn": 10,
                "piano_train_smoother[gru]": 100, "piano_train_smoother[lstm]": 100,

@@ -20,6 +20,8 @@ import pytest
 import yaml
 from conftest import REPO, run, snakemake_cmd, workflow_copy
 
+pytestmark = pytest.mark.pipeline
+
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 SCRIPT = REPO / "scripts" / "slurm-local.sh"
 

@@ -109,7 +109,7 @@ def test_a_plain_function_is_a_model(make):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.gpu
 def test_cuda_matches_the_contract(make):
     model = _model().cuda()
     x = torch.randn(4, *SHAPE, device="cuda")
