@@ -50,9 +50,10 @@ def workflow_copy(dst: Path) -> Path:
     return dst
 
 
-def run(cmd: list[str], cwd: Path | None = None, check: bool = True, **kw) -> subprocess.CompletedProcess:
+def run(cmd: list[str], cwd: Path | None = None, check: bool = True, env: dict | None = None,
+        **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "GENEX_NO_PROGRESS": "1"}
+           "GENEX_NO_PROGRESS": "1", **(env or {})}
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
@@ -80,8 +81,14 @@ def pytest_collection_modifyitems(config, items):
 def tiny_run(tmp_path_factory) -> Path:
     """The whole DAG on the tiny profile, once per test session; returns its folder."""
     workdir = workflow_copy(tmp_path_factory.mktemp("tiny-run"))
-    run(snakemake_cmd(workdir))
+    # every command records the genex modules it imported (checked in test_code_inputs.py)
+    run(snakemake_cmd(workdir), env={"GENEX_RECORD_IMPORTS": str(imports_of(workdir))})
     return workdir
+
+
+def imports_of(run_folder: Path) -> Path:
+    """Where the tiny run's commands recorded their imports (beside the run, not in it)."""
+    return run_folder.with_name(run_folder.name + "-imports")
 
 
 @pytest.fixture()

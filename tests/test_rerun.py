@@ -69,3 +69,33 @@ def test_editing_a_module_reruns_only_the_rules_that_run_it(tiny_run, copy_of):
     jobs = planned_jobs(workdir)
     assert set(jobs) & DATA_RULES == {"render_radio_sim"}, jobs
     assert jobs.get("summarize_dataset") == 1, jobs
+
+
+TRAINING_RULES = {"nsynth_train_classifier", "nsynth_train_inpainter", "piano_train_inn", "piano_train_cnn",
+                  "vocal_train_detector", "vocal_train_gan", "radio_train_phi", "radio_train_phi_gt"}
+
+
+def _edit(workdir, rel: str) -> None:
+    module = workdir / "src" / "genex" / rel
+    later = time.time() + 5
+    module.write_text(module.read_text() + "\n# edited\n")
+    os.utime(module, (later, later))
+
+
+def test_editing_the_torch_step_helper_reruns_every_torch_step_and_no_data_rule(tiny_run, copy_of):
+    """studies/__init__.py (seeding, threads, device of every torch step) was in no rule's
+    hand-typed code list: editing it reran nothing."""
+    workdir = copy_of(tiny_run)
+    _edit(workdir, "studies/__init__.py")
+    jobs = planned_jobs(workdir)
+    assert TRAINING_RULES <= set(jobs), jobs
+    assert not DATA_RULES & set(jobs) and "summarize_dataset" not in jobs, jobs
+
+
+def test_editing_the_figure_helpers_reruns_the_figures_and_no_training(tiny_run, copy_of):
+    """report/figures.py was in no rule's hand-typed code list either."""
+    workdir = copy_of(tiny_run)
+    _edit(workdir, "report/figures.py")
+    jobs = planned_jobs(workdir)
+    assert jobs.get("summarize_dataset") == 4 and "vocal_report" in jobs, jobs
+    assert not (TRAINING_RULES | DATA_RULES) & set(jobs), jobs

@@ -99,7 +99,8 @@ def _cmd_collect_metrics(args: argparse.Namespace) -> None:
     write_json(args.out, merged)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(studies: tuple[str, ...] = STUDIES) -> argparse.ArgumentParser:
+    """The parser of every command, with the subcommands of ``studies`` (all by default)."""
     parser = argparse.ArgumentParser(
         prog="genex",
         description="Generative explanations of audio and radio-map networks. "
@@ -147,11 +148,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="merged metrics file")
     p.set_defaults(func=_cmd_collect_metrics)
 
-    for study in STUDIES:
+    for study in studies:
         module = f"genex.studies.{study}"
         if importlib.util.find_spec(module) is not None:
             importlib.import_module(module).register(sub)
     return parser
+
+
+def entry_points(words: list[str]) -> list[str]:
+    """The functions (``module:function``) that `genex <words>` runs, e.g. ``["render",
+    "radio-sim"]`` -> the render command and the radio-sim renderer. The workflow derives each
+    rule's code inputs from these (``workflow/lib/code_inputs.py``)."""
+    node, path = build_parser(), []
+    for word in words:
+        subs = [a for a in node._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            break
+        if word not in subs[0].choices:
+            raise ValueError(f"genex {' '.join(path + [word])}: no such command")
+        node, path = subs[0].choices[word], path + [word]
+    func = node.get_default("func")
+    if func is None:
+        raise ValueError(f"genex {' '.join(words)}: names a group of commands, not one")
+    entries = [f"{func.__module__}:{func.__name__}"]
+    rest = words[len(path):]
+    named = {"render": RENDERERS, "download": DOWNLOADERS}.get(path[0], {})
+    if rest and rest[0] in named:  # the dataset's own code, named by a string
+        entries.append(named[rest[0]])
+    return entries
 
 
 def _command(args: argparse.Namespace) -> str:
@@ -232,8 +256,23 @@ def _describe(err: BaseException, args: argparse.Namespace) -> str:
 USER_ERRORS = (OSError, ValueError, KeyError, IndexError, RuntimeError, pickle.UnpicklingError)
 
 
+def _parser_for(argv: list[str]) -> argparse.ArgumentParser:
+    """A study's command loads that study's module only, the others none: a command imports
+    just the code it runs, which is what the workflow derives as the rule's code inputs."""
+    words = [a for a in argv if not a.startswith("-")]
+    first = words[0] if words else None
+    if first in STUDIES:
+        return build_parser((first,))
+    if first in _CORE_COMMANDS:
+        return build_parser(())
+    return build_parser()  # --help, or a typo: name every command
+
+
+_CORE_COMMANDS = ("render", "download", "summarize", "report", "collect-metrics")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parser_for(sys.argv[1:] if argv is None else argv).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose or args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
@@ -243,7 +282,24 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("%s failed", _command(args), exc_info=True)
         print(f"{_command(args)}: {_describe(err, args)}", file=sys.stderr)
         return 1
+    finally:
+        _record_imports(sys.argv[1:] if argv is None else argv)
     return 0
+
+
+def _record_imports(argv: list[str]) -> None:
+    """With ``GENEX_RECORD_IMPORTS=DIR``, write the genex modules this command imported to
+    DIR/<pid>.json: the tests check them against the code inputs the workflow derives."""
+    folder = os.environ.get("GENEX_RECORD_IMPORTS")
+    if not folder:
+        return
+    import json
+
+    modules = sorted(m for m in sys.modules if m == "genex" or m.startswith("genex."))
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    tmp = Path(folder) / f".{os.getpid()}.json.tmp"
+    tmp.write_text(json.dumps({"argv": list(argv), "modules": modules}))
+    os.replace(tmp, Path(folder) / f"{os.getpid()}.json")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 # Shared helpers: code inputs, config sections as params, dataset sources.
+import functools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,14 +15,6 @@ GENEX = Path(workflow.basedir) / "src" / "genex"
 # Embedded datasets are rendered here; real ones are downloaded (MAPS is read in place).
 EMBEDDED = {"nsynth-sf": "nsynth_sf", "piano-sf": "piano_sf", "vocal-sf": "vocal_sf", "radio-sim": "radio_sim"}
 DOWNLOADED = {"nsynth": "nsynth", "maestro": "maestro", "jamendo": "jamendo", "radiomapseer": "radiomapseer"}
-# the modules a dataset's reader runs (summaries and studies read datasets through them)
-READERS = {
-    "nsynth-sf": ["data/nsynth.py", "data/audio.py"], "nsynth": ["data/nsynth.py", "data/audio.py"],
-    "piano-sf": ["data/piano.py", "data/audio.py"], "maps": ["data/piano.py", "data/audio.py"],
-    "maestro": ["data/piano.py", "data/audio.py"],
-    "vocal-sf": ["data/vocal.py", "data/audio.py"], "jamendo": ["data/vocal.py", "data/audio.py"],
-    "radio-sim": ["data/radio.py"], "radiomapseer": ["data/radio.py"],
-}
 
 
 def check_configfile_args(argv):
@@ -63,11 +57,43 @@ def validate_config(config, schema_path):
     validate(config, schema_path)  # fills the defaults
 
 
-def code(*modules):
-    """The src/genex files a rule runs, as inputs, so that editing one reruns the rule."""
-    files = [GENEX / m for m in ("__init__.py", "cli.py", "utils/io.py", "utils/runtime.py", *modules)]
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "lib"))
+import code_inputs  # noqa: E402
+
+CLI_ENTRY = "genex.cli:main"  # argument parsing, logging and errors: every command runs it
+_SOURCE = code_inputs.Source(GENEX.parent)
+
+
+def _relative(files):
     here = Path.cwd()
     return sorted({os.path.relpath(f, here) if f.is_relative_to(here) else str(f) for f in files})
+
+
+def _entry_points(words):
+    try:
+        from genex.cli import entry_points
+    except ImportError:  # Snakemake runs outside the genex environment: read this checkout's
+        sys.path.append(str(GENEX.parent))
+        try:
+            from genex.cli import entry_points
+        except ImportError as err:
+            raise WorkflowError(f"the code inputs of `genex {' '.join(words)}` need genex and its "
+                                f"dependencies importable where Snakemake runs (make setup): {err}")
+    return entry_points(list(words))
+
+
+@functools.lru_cache(maxsize=None)
+def _command_code(words):
+    return _relative(code_inputs.files(_SOURCE, [CLI_ENTRY, *_entry_points(words)]))
+
+
+def genex_code(command):
+    """The src/genex files that `genex <command>` runs (``command`` as in the rule's shell line,
+    e.g. "nsynth train-classifier" or "download {dataset}"), as inputs: editing any of them
+    reruns the rule. Derived from the code by workflow/lib/code_inputs.py, never typed."""
+    if "{" in command:
+        return lambda wildcards: _command_code(tuple(command.format(**wildcards).split()))
+    return _command_code(tuple(command.split()))
 
 
 def section(*keys):

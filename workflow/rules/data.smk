@@ -5,7 +5,7 @@ rule render_nsynth_sf:
     output:
         directory("resources/nsynth-sf"),
     input:
-        code("data/nsynth_sf.py", "data/soundfont.py"),
+        genex_code("render nsynth-sf"),
     params:
         cfg=section("datasets", "nsynth_sf"),
         seed=config["seed"],
@@ -23,7 +23,7 @@ rule render_piano_sf:
     output:
         directory("resources/piano-sf"),
     input:
-        code("data/piano_sf.py", "data/piano.py", "data/soundfont.py"),
+        genex_code("render piano-sf"),
     params:
         cfg=section("datasets", "piano_sf"),
         seed=config["seed"],
@@ -41,7 +41,7 @@ rule render_vocal_sf:
     output:
         directory("resources/vocal-sf"),
     input:
-        code("data/vocal_sf.py", "data/vocal.py", "data/soundfont.py"),
+        genex_code("render vocal-sf"),
     params:
         cfg=section("datasets", "vocal_sf"),
         seed=config["seed"],
@@ -59,7 +59,7 @@ rule render_radio_sim:
     output:
         directory("resources/radio-sim"),
     input:
-        code("data/radio_sim.py", "data/radio.py"),
+        genex_code("render radio-sim"),
     params:
         cfg=section("datasets", "radio_sim"),
         seed=config["seed"],
@@ -77,7 +77,7 @@ rule download_dataset:
     output:
         directory("resources/{dataset}"),
     input:
-        code("data/download.py", "data/real.py"),
+        genex_code("download {dataset}"),
     params:
         cfg=lambda wildcards: section("datasets", DOWNLOADED[wildcards.dataset]),
     wildcard_constraints:

@@ -5,7 +5,6 @@
 STUDIES["nsynth"] = {"metrics": "results/nsynth/metrics.json", "section": "results/nsynth/section"}
 
 NSYNTH_DATA = study_dataset("nsynth")[1]
-NSYNTH_MODELS = ["models/nsynth.py", "train/checkpoint.py"]
 
 
 rule nsynth_features:
@@ -13,7 +12,7 @@ rule nsynth_features:
         directory("results/nsynth/features"),
     input:
         data=NSYNTH_DATA,
-        code=code("studies/nsynth.py", "features/spectrum.py", *READERS[study_dataset("nsynth")[0]]),
+        code=genex_code("nsynth features"),
     params:
         cfg=section("nsynth", "features"),
     conda:
@@ -31,7 +30,7 @@ rule nsynth_train_classifier:
         directory("results/nsynth/classifier"),
     input:
         features="results/nsynth/features",
-        code=code("studies/nsynth.py", "train/nsynth.py", "xai/frechet.py", *NSYNTH_MODELS),
+        code=genex_code("nsynth train-classifier"),
     params:
         cfg=section("nsynth", "classifier"),
         seed=config["seed"],
@@ -57,7 +56,7 @@ rule nsynth_train_inpainter:
     input:
         features="results/nsynth/features",
         classifier="results/nsynth/classifier",
-        code=code("studies/nsynth.py", "train/nsynth.py", "xai/frechet.py", *NSYNTH_MODELS),
+        code=genex_code("nsynth train-inpainter"),
     params:
         cfg=section("nsynth", "inpainter"),
         seed=config["seed"],
@@ -77,11 +76,6 @@ rule nsynth_train_inpainter:
         "--checkpoints results/nsynth/checkpoints/inpainter --out {output:q} > {log:q} 2>&1"
 
 
-NSYNTH_EXPLAIN_CODE = code("studies/nsynth.py", "explain/nsynth.py", "xai/rde.py",
-                           "xai/infill.py", "xai/target.py", "xai/evaluate.py", "features/spectrum.py",
-                           *NSYNTH_MODELS)
-
-
 rule nsynth_explain_notes:
     output:
         directory("results/nsynth/notes"),
@@ -89,7 +83,7 @@ rule nsynth_explain_notes:
         features="results/nsynth/features",
         classifier="results/nsynth/classifier",
         inpainter="results/nsynth/inpainter",
-        code=NSYNTH_EXPLAIN_CODE,
+        code=genex_code("nsynth explain-notes"),
     params:
         cfg=section("nsynth", "rde"),
         seed=config["seed"],
@@ -116,7 +110,7 @@ rule nsynth_explain_classes:
         features="results/nsynth/features",
         classifier="results/nsynth/classifier",
         inpainter="results/nsynth/inpainter",
-        code=NSYNTH_EXPLAIN_CODE,
+        code=genex_code("nsynth explain-classes"),
     params:
         cfg=section("nsynth", "rde"),
         seed=config["seed"],
@@ -144,8 +138,7 @@ rule nsynth_evaluate:
         classifier="results/nsynth/classifier",
         inpainter="results/nsynth/inpainter",
         notes="results/nsynth/notes",
-        code=NSYNTH_EXPLAIN_CODE + code("metrics/nsynth.py", "xai/evaluate.py", "xai/frechet.py",
-                                        "xai/baselines.py"),
+        code=genex_code("nsynth evaluate"),
     params:
         # the sanity check reruns RDE, so this rule also takes the rde subsection
         cfg=lambda wildcards: json.dumps({"evaluation": config["nsynth"]["evaluation"],
@@ -181,7 +174,7 @@ rule nsynth_report:
         notes="results/nsynth/notes",
         classes="results/nsynth/classes",
         evaluation="results/nsynth/evaluation",
-        code=code("studies/nsynth.py", "report/nsynth.py", "features/spectrum.py"),
+        code=genex_code("nsynth report"),
     params:
         cfg=section("nsynth", "report"),
         seed=config["seed"],

@@ -9,9 +9,6 @@ STUDIES["piano"] = {"metrics": "results/piano/metrics.json", "section": "results
 
 PIANO_DATA, PIANO_ROOT = study_dataset("piano")
 PIANO_CKPT = "results/piano/checkpoints"
-PIANO_TRAIN_CODE = ("features/piano_dataset.py", "features/piano_labels.py", "models/inn.py",
-                    "models/piano_temporal.py", "metrics/swd.py", "metrics/framewise.py",
-                    "train/checkpoint.py", "train/piano.py", "studies/piano.py")
 
 
 rule piano_features:
@@ -19,8 +16,7 @@ rule piano_features:
         directory("results/piano/features"),
     input:
         data=PIANO_ROOT,
-        code=code("studies/piano.py", "features/piano_dataset.py", "features/piano_labels.py",
-                  "features/filterbank.py", *READERS[PIANO_DATA]),
+        code=genex_code("piano features"),
     params:
         cfg=section("piano", "features"),
         seed=config["seed"],
@@ -40,7 +36,7 @@ rule piano_train_inn:
         "results/piano/models/inn.pt",
     input:
         features=rules.piano_features.output[0],
-        code=code(*PIANO_TRAIN_CODE),
+        code=genex_code("piano train-inn"),
     params:
         cfg=section("piano", "inn"),
         seed=config["seed"],
@@ -66,7 +62,7 @@ rule piano_predict:
     input:
         features=rules.piano_features.output[0],
         inn=rules.piano_train_inn.output[0],
-        code=code(*PIANO_TRAIN_CODE, "explain/piano_eval.py"),
+        code=genex_code("piano predict"),
     params:
         seed=config["seed"],
         device=config["device"],
@@ -90,7 +86,7 @@ rule piano_train_smoother:
     input:
         features=rules.piano_features.output[0],
         predictions=rules.piano_predict.output[0],
-        code=code(*PIANO_TRAIN_CODE),
+        code=genex_code("piano train-smoother"),
     params:
         cfg=lambda wildcards: section("piano", "smoothers", wildcards.model),
         seed=config["seed"],
@@ -116,7 +112,7 @@ rule piano_train_cnn:
         "results/piano/models/cnn.pt",
     input:
         features=rules.piano_features.output[0],
-        code=code(*PIANO_TRAIN_CODE),
+        code=genex_code("piano train-cnn"),
     params:
         cfg=section("piano", "cnn"),
         seed=config["seed"],
@@ -143,7 +139,7 @@ rule piano_evaluate:
         features=rules.piano_features.output[0],
         predictions=rules.piano_predict.output[0],
         models=expand("results/piano/models/{model}.pt", model=["gru", "lstm", "bigru", "cnn"]),
-        code=code(*PIANO_TRAIN_CODE, "explain/piano_eval.py"),
+        code=genex_code("piano evaluate"),
     params:
         cfg=section("piano", "evaluation"),
         seed=config["seed"],
@@ -167,7 +163,7 @@ rule piano_inspect:
         features=rules.piano_features.output[0],
         predictions=rules.piano_predict.output[0],
         inn=rules.piano_train_inn.output[0],
-        code=code(*PIANO_TRAIN_CODE, "explain/piano_inspect.py", "features/filterbank.py"),
+        code=genex_code("piano inspect"),
     params:
         cfg=section("piano", "explanation"),
         seed=config["seed"],
@@ -194,7 +190,7 @@ rule piano_report:
         predictions=rules.piano_predict.output[0],
         evaluation=rules.piano_evaluate.output[0],
         inspection=rules.piano_inspect.output[0],
-        code=code("studies/piano.py", "report/piano.py"),
+        code=genex_code("piano report"),
     params:
         cfg=section("piano", "report"),
         seed=config["seed"],

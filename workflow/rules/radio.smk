@@ -5,11 +5,6 @@
 STUDIES["radio"] = {"metrics": "results/radio/metrics.json", "section": "results/radio/section"}
 
 RADIO_DATA, RADIO_ROOT = study_dataset("radio")
-RADIO_MODEL_CODE = ("studies/radio.py", "features/radio.py", "models/radio_unet.py",
-                    "train/radio.py", "train/checkpoint.py")
-RADIO_EXPLAIN_CODE = RADIO_MODEL_CODE + ("explain/radio_explain.py", "explain/radio_query.py",
-                                         "explain/radio_infill.py", "xai/infill.py",
-                                         "xai/rde.py", "xai/target.py", "xai/evaluate.py")
 
 
 rule radio_features:
@@ -17,7 +12,7 @@ rule radio_features:
         directory("results/radio/features"),
     input:
         data=RADIO_ROOT,
-        code=code("studies/radio.py", "features/radio.py", *READERS[RADIO_DATA]),
+        code=genex_code("radio features"),
     params:
         cfg=section("radio", "features"),
         seed=config["seed"],
@@ -37,7 +32,7 @@ rule radio_train_phi:
         "results/radio/models/phi.pt",
     input:
         features=rules.radio_features.output[0],
-        code=code(*RADIO_MODEL_CODE),
+        code=genex_code("radio train"),
     params:
         cfg=section("radio", "train"),
         seed=config["seed"],
@@ -63,7 +58,7 @@ rule radio_train_phi_gt:
         "results/radio/models/phi_gt.pt",
     input:
         features=rules.radio_features.output[0],
-        code=code(*RADIO_MODEL_CODE),
+        code=genex_code("radio train"),
     params:
         cfg=section("radio", "train"),
         seed=config["seed"],
@@ -91,7 +86,7 @@ rule radio_evaluate:
         features=rules.radio_features.output[0],
         phi=rules.radio_train_phi.output[0],
         phi_gt=rules.radio_train_phi_gt.output[0],
-        code=code(*RADIO_MODEL_CODE),
+        code=genex_code("radio evaluate"),
     params:
         seed=config["seed"],
         device=config["device"],
@@ -114,7 +109,7 @@ rule radio_explain:
         features=rules.radio_features.output[0],
         phi=rules.radio_train_phi.output[0],
         phi_gt=rules.radio_train_phi_gt.output[0],
-        code=code(*RADIO_EXPLAIN_CODE),
+        code=genex_code("radio explain"),
     params:
         cfg=section("radio", "explain"),
         seed=config["seed"],
@@ -141,7 +136,7 @@ rule radio_sanity:
         features=rules.radio_features.output[0],
         phi=rules.radio_train_phi.output[0],
         phi_gt=rules.radio_train_phi_gt.output[0],
-        code=code(*RADIO_EXPLAIN_CODE, "data/radio_sim.py", "data/radio.py"),
+        code=genex_code("radio sanity"),
     params:
         cfg=section("radio", "explain"),
         seed=config["seed"],
@@ -170,7 +165,7 @@ rule radio_metrics:
         sanity=rules.radio_sanity.output[0],
         phi=rules.radio_train_phi.output[0],
         phi_gt=rules.radio_train_phi_gt.output[0],
-        code=code("studies/radio.py", "report/radio.py", "train/radio.py"),
+        code=genex_code("radio metrics"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -194,7 +189,7 @@ rule radio_section:
         sanity=rules.radio_sanity.output[0],
         phi=rules.radio_train_phi.output[0],
         phi_gt=rules.radio_train_phi_gt.output[0],
-        code=code("studies/radio.py", "report/radio.py", "train/radio.py", "models/radio_unet.py"),
+        code=genex_code("radio section"),
     params:
         cfg=section("radio", "report"),
         seed=config["seed"],

@@ -7,7 +7,7 @@ rule summarize_dataset:
                caption="../report/dataset.rst", category="Datasets"),
     input:
         data=lambda wildcards: dataset_root(wildcards.dataset),
-        code=lambda wildcards: code("report/datasets.py", *READERS[wildcards.dataset]),
+        code=genex_code("summarize {dataset}"),
     params:
         cfg=section("report"),
         seed=config["seed"],
@@ -28,7 +28,7 @@ rule report:
     input:
         sections=expand("results/datasets/{dataset}", dataset=active_datasets()),
         studies=lambda wildcards: study_outputs("section"),
-        code=code("report/html.py", "report/templates/index.html"),
+        code=genex_code("report"),
     params:
         cfg=section("report"),
     conda:
@@ -46,7 +46,7 @@ rule dataset_metrics:
         "results/datasets/metrics.json",
     input:
         stats=expand("results/datasets/{dataset}", dataset=active_datasets()),
-        code=code(),
+        code=genex_code("collect-metrics"),
     params:
         files=lambda wildcards, input: [f"{d}/stats.json" for d in input.stats],
     log:

@@ -12,7 +12,7 @@ rule vocal_features:
         directory("results/vocal/features"),
     input:
         data=VOCAL_ROOT,
-        code=code("studies/vocal.py", "features/vocal_mel.py", *READERS[VOCAL_DATASET]),
+        code=genex_code("vocal features"),
     params:
         cfg=section("vocal", "features"),
         seed=config["seed"],
@@ -32,8 +32,7 @@ rule vocal_train_detector:
         directory("results/vocal/detector"),
     input:
         features=rules.vocal_features.output,
-        code=code("studies/vocal.py", "features/vocal_mel.py", "models/vocal.py", "train/vocal.py",
-                  "train/checkpoint.py"),
+        code=genex_code("vocal train-detector"),
     params:
         cfg=section("vocal", "detector"),
         seed=config["seed"],
@@ -58,8 +57,7 @@ rule vocal_train_gan:
         directory("results/vocal/gan"),
     input:
         features=rules.vocal_features.output,
-        code=code("studies/vocal.py", "features/vocal_mel.py", "models/vocal.py", "train/vocal.py",
-                  "train/checkpoint.py", "xai/frechet.py"),
+        code=genex_code("vocal train-gan"),
     params:
         cfg=section("vocal", "gan"),
         seed=config["seed"],
@@ -85,8 +83,7 @@ rule vocal_evaluate_detector:
     input:
         features=rules.vocal_features.output,
         detector=rules.vocal_train_detector.output,
-        code=code("studies/vocal.py", "features/vocal_mel.py", "models/vocal.py", "train/vocal.py",
-                  "metrics/vocal.py"),
+        code=genex_code("vocal evaluate-detector"),
     params:
         cfg=section("vocal", "evaluate"),
         seed=config["seed"],
@@ -111,8 +108,7 @@ rule vocal_activation_max:
         features=rules.vocal_features.output,
         detector=rules.vocal_train_detector.output,
         gan=rules.vocal_train_gan.output,
-        code=code("studies/vocal.py", "features/vocal_mel.py", "models/vocal.py", "train/vocal.py",
-                  "xai/activation.py", "explain/vocal_run.py", "xai/frechet.py", "metrics/vocal.py"),
+        code=genex_code("vocal activation-max"),
     params:
         cfg=section("vocal", "am"),
         seed=config["seed"],
@@ -145,7 +141,7 @@ rule vocal_report:
         detector=rules.vocal_train_detector.output,
         gan=rules.vocal_train_gan.output,
         am=rules.vocal_activation_max.output,
-        code=code("studies/vocal.py", "features/vocal_mel.py", "report/vocal.py"),
+        code=genex_code("vocal report"),
     params:
         cfg=section("vocal", "report"),
         seed=config["seed"],

@@ -18,7 +18,7 @@ import numpy as np
 
 from genex.data.nsynth import FAMILIES, SOURCES, SPLITS, split_dir
 from genex.utils.io import write_json, write_wav
-from genex.utils.runtime import progress
+from genex.progress import progress
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Seeding, progress bars and provenance records."""
+"""Seeding and provenance records (the progress bar is :mod:`genex.progress`)."""
 
 from __future__ import annotations
 
@@ -24,14 +24,6 @@ def seed_everything(seed: int) -> np.random.Generator:
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True, warn_only=True)
     return np.random.default_rng(seed)
-
-
-def progress(iterable, desc: str, total: int | None = None, unit: str = "it"):
-    """The library's progress bar (:func:`genex.xai._progress.progress`), imported on first
-    use: importing genex.xai imports torch, which `genex --help` must not wait for."""
-    from genex.xai._progress import progress as bar
-
-    return bar(iterable, desc=desc, total=total, unit=unit)
 
 
 def _git_version() -> str:

@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from genex.xai._progress import progress
+from genex.progress import progress
 from genex.xai.base import Explainer, Model
 from genex.xai.components import ComponentMap
 from genex.xai.infill import Infiller

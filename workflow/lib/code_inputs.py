@@ -1,0 +1,200 @@
+"""The source files a `genex` command runs, found by reading the code (no import, no run).
+
+A rule's code inputs are what makes an edit rerun it. Typed by hand, the lists missed
+modules (the seeding and device helpers every torch step calls, the figure helpers), so
+editing them reran nothing. Here they follow from the command: start at the functions the
+command runs and follow, function by function, every name they use that the package
+defines, and every module that is imported on the way (its top level runs on import).
+
+Precise where Python is static (functions, classes, ``from genex.x import y``, module
+attributes ``x.y``); a class counts whole. Strings that name code (``"genex.data.x:render"``)
+are the caller's to pass as further entry points. ``tests/pipeline`` checks the result
+against the modules each command of a tiny run really imported.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+PACKAGE = "genex"
+
+
+class Source:
+    """The parsed modules of one source tree (``root`` holds the ``genex`` folder)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @functools.lru_cache(maxsize=None)
+    def file(self, module: str) -> Path | None:
+        base = self.root.joinpath(*module.split("."))
+        for path in (base.with_suffix(".py"), base / "__init__.py"):
+            if path.is_file():
+                return path
+        return None
+
+    @functools.lru_cache(maxsize=None)
+    def parsed(self, module: str) -> "_Module":
+        return _Module(module, ast.parse(self.file(module).read_text(), str(self.file(module))),
+                       self.file(module).name == "__init__.py")
+
+    def is_module(self, name: str) -> bool:
+        return name.startswith(PACKAGE) and self.file(name) is not None
+
+
+class _Module:
+    def __init__(self, name: str, tree: ast.Module, package: bool):
+        self.name, self.tree = name, tree
+        self.package = name if package else name.rpartition(".")[0]
+        self.defs = {n.name: n for n in tree.body
+                     if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        self.top = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                ast.ClassDef))]
+
+    def absolute(self, node: ast.ImportFrom) -> str:
+        if not node.level:
+            return node.module or ""
+        base = self.package.split(".")
+        base = base[:len(base) - (node.level - 1)]
+        return ".".join(base + ([node.module] if node.module else []))
+
+
+def _bindings(mod: _Module, nodes, source: Source) -> dict[str, tuple[str, str | None]]:
+    """Names bound by imports in ``nodes``: name -> (module, attribute or None)."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for stmt in nodes:
+        for n in ast.walk(stmt):
+            if isinstance(n, ast.Import):
+                for alias in n.names:
+                    if alias.name.startswith(PACKAGE):
+                        # `import genex.a.b` binds `genex`; `import genex.a.b as c` binds c
+                        out[alias.asname or alias.name.split(".")[0]] = (
+                            alias.name if alias.asname else alias.name.split(".")[0], None)
+            elif isinstance(n, ast.ImportFrom):
+                target = mod.absolute(n)
+                if target.startswith(PACKAGE):
+                    for alias in n.names:
+                        sub = f"{target}.{alias.name}"
+                        out[alias.asname or alias.name] = (sub, None) if source.is_module(sub) \
+                            else (target, alias.name)
+    return out
+
+
+def _imported_modules(mod: _Module, nodes, source: Source) -> set[str]:
+    """Modules imported (hence run) by ``nodes``, with their parent packages."""
+    found = set()
+    for stmt in nodes:
+        for n in ast.walk(stmt):
+            names = []
+            if isinstance(n, ast.Import):
+                names = [a.name for a in n.names]
+            elif isinstance(n, ast.ImportFrom):
+                target = mod.absolute(n)
+                names = [target] + [f"{target}.{a.name}" for a in n.names]
+            for name in names:
+                if source.is_module(name):
+                    found.add(name)
+    return found
+
+
+def closure(source: Source, entries: list[str]) -> set[str]:
+    """Modules whose code runs from ``entries`` ('module:function' or 'module')."""
+    modules: set[str] = set()
+    seen: set[tuple[str, str | None]] = set()
+    todo: list[tuple[str, str | None]] = []
+    for entry in entries:
+        module, _, name = entry.partition(":")
+        todo.append((module, name or None))
+
+    def visit_module(module: str) -> None:
+        parts = module.split(".")
+        for i in range(1, len(parts) + 1):  # importing a.b.c runs a, a.b and a.b.c
+            name = ".".join(parts[:i])
+            if source.is_module(name):
+                todo.append((name, None))
+
+    while todo:
+        node = todo.pop()
+        if node in seen or not source.is_module(node[0]):
+            continue
+        seen.add(node)
+        module, name = node
+        mod = source.parsed(module)
+        if name is None:  # the module's top level: what runs on import
+            modules.add(module)
+            body = mod.top
+        elif name in mod.defs:
+            body = [mod.defs[name]]
+            todo.append((module, None))
+        else:  # a name the module imports: follow the import
+            binding = _bindings(mod, mod.top, source).get(name)
+            if binding:
+                todo.append(binding)
+            todo.append((module, None))
+            continue
+        for m in _imported_modules(mod, body, source):
+            visit_module(m)
+        bound = _bindings(mod, mod.top, source) | _bindings(mod, body, source)
+        handlers = _handlers(body)
+        for n in (x for stmt in body for x in ast.walk(stmt)):
+            if isinstance(n, ast.Name) and n.id not in handlers:
+                if n.id in mod.defs and n.id != name:
+                    todo.append((module, n.id))
+                elif n.id in bound:
+                    todo.append(bound[n.id])
+            elif isinstance(n, ast.Attribute):
+                # genex.x.y / alias.y: the attribute of a module we know
+                dotted = _dotted(n)
+                if dotted:
+                    head, *rest = dotted.split(".")
+                    if head in bound and bound[head][1] is None:
+                        target = ".".join([bound[head][0], *rest])
+                        while target and not source.is_module(target):
+                            target, _, attr = target.rpartition(".")
+                            if source.is_module(target):
+                                todo.append((target, attr))
+                                break
+                        else:
+                            if target:
+                                todo.append((target, None))
+    return modules
+
+
+def _handlers(body) -> set[str]:
+    """Functions handed to argparse as ``set_defaults(func=...)``: the parser only names them;
+    the command that is run is the entry point."""
+    return {kw.value.id for stmt in body for n in ast.walk(stmt)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "set_defaults"
+            for kw in n.keywords if kw.arg == "func" and isinstance(kw.value, ast.Name)}
+
+
+def _dotted(node: ast.Attribute) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        return ".".join([node.id, *reversed(parts)])
+    return None
+
+
+def package_data(source: Source, modules: set[str]) -> set[Path]:
+    """Data files shipped beside the modules that run: what a module's folder holds that is
+    not Python (e.g. ``report/templates/index.html``), in it or in its non-package subfolders."""
+    found: set[Path] = set()
+    top = source.root / PACKAGE
+    for folder in {source.file(m).parent for m in modules} - {top}:
+        for f in folder.rglob("*"):
+            rel = f.relative_to(folder).parts
+            if (f.is_file() and f.suffix not in (".py", ".pyc") and not any(p.startswith((".", "__")) for p in rel)
+                    and not any((folder.joinpath(*rel[:i]) / "__init__.py").exists() for i in range(1, len(rel)))):
+                found.add(f)
+    return found
+
+
+def files(source: Source, entries: list[str]) -> list[Path]:
+    """The source files of :func:`closure` and their package data, sorted."""
+    modules = closure(source, entries)
+    return sorted({source.file(m) for m in modules} | package_data(source, modules))
