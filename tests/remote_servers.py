@@ -107,14 +107,18 @@ class Gate:
         self.held = threading.Event()
         self.closed = False
         self.sockets: set[socket.socket] = set()
+        self.open_pumps: dict[tuple, int] = {}
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
-        while True:
+        while not self.closed:
             try:
                 client, _ = self.server.accept()
             except OSError:
-                return
+                if self.closed:
+                    return
+                time.sleep(0.05)  # e.g. out of descriptors for a moment: keep serving
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.upstream), timeout=10)
                 upstream.settimeout(None)
@@ -123,12 +127,14 @@ class Gate:
             except OSError:  # server gone, or a killed client's connection: drop it, keep accepting
                 client.close()
                 continue
+            pair = (client, upstream)
             with self.cond:
-                self.sockets |= {client, upstream}
+                self.sockets |= set(pair)
+                self.open_pumps[pair] = 2
             for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+                threading.Thread(target=self._pump, args=(src, dst, pair), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, pair: tuple) -> None:
         try:
             while data := src.recv(65536):
                 with self.cond:
@@ -145,6 +151,15 @@ class Gate:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+            with self.cond:  # the second pump of a connection closes it: S3 clients open
+                self.open_pumps[pair] -= 1  # thousands, and leaked descriptors stop accept()
+                done = self.open_pumps[pair] == 0
+                if done:
+                    del self.open_pumps[pair]
+                    self.sockets -= set(pair)
+            if done:
+                for s in pair:
+                    s.close()
 
     def hold_after(self, nbytes: int) -> None:
         """Stop forwarding once ``nbytes`` more have passed (``held`` is set then)."""
