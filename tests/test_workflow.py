@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import run, snakemake_cmd
+from conftest import REPO, run, snakemake_cmd
 
 DATASETS = ("nsynth-sf", "piano-sf", "vocal-sf", "radio-sim")
 
@@ -44,3 +44,17 @@ def test_tiny_dag_writes_report_metrics_logs_and_benchmarks(tiny_run):
 def test_second_run_has_nothing_to_do(tiny_run):
     proc = run(snakemake_cmd(tiny_run, "--dry-run"))
     assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout
+
+
+def test_every_rule_that_may_use_cuda_asks_for_a_gpu_and_follows_the_device_setting():
+    """A rule that passes --device declares resources gpu=1 (the SLURM profile asks for one),
+    and takes the device from the config: one convention, no hard-coded `--device cpu`."""
+    import re
+
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        for block in re.split(r"(?m)^(?=rule \w+:)", smk.read_text()):
+            name = re.match(r"rule (\w+):", block)
+            if not name or "--device" not in block:
+                continue
+            assert "gpu=1" in block, f"rule {name.group(1)} may run on CUDA without asking for a GPU"
+            assert "--device {params.device}" in block and 'device=config["device"]' in block, name.group(1)

@@ -67,6 +67,8 @@ rule piano_predict:
         seed=config["seed"],
         device=config["device"],
     threads: workflow.cores
+    resources:
+        gpu=1,
     conda:
         "../envs/genex.yaml"
     log:
@@ -143,7 +145,10 @@ rule piano_evaluate:
     params:
         cfg=section("piano", "evaluation"),
         seed=config["seed"],
+        device=config["device"],
     threads: workflow.cores
+    resources:
+        gpu=1,
     conda:
         "../envs/genex.yaml"
     log:
@@ -153,7 +158,7 @@ rule piano_evaluate:
     shell:
         "genex piano evaluate --features {input.features:q} --predictions {input.predictions:q} "
         "--models results/piano/models --params {params.cfg:q} --seed {params.seed} "
-        "--threads {threads} --device cpu --out {output:q} > {log:q} 2>&1"
+        "--threads {threads} --device {params.device} --out {output:q} > {log:q} 2>&1"
 
 
 rule piano_inspect:
@@ -167,7 +172,10 @@ rule piano_inspect:
     params:
         cfg=section("piano", "explanation"),
         seed=config["seed"],
+        device=config["device"],
     threads: workflow.cores
+    resources:
+        gpu=1,
     conda:
         "../envs/genex.yaml"
     log:
@@ -177,7 +185,7 @@ rule piano_inspect:
     shell:
         "genex piano inspect --features {input.features:q} --predictions {input.predictions:q} "
         "--inn {input.inn:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} "
-        "--device cpu --out {output:q} > {log:q} 2>&1"
+        "--device {params.device} --out {output:q} > {log:q} 2>&1"
 
 
 rule piano_report:

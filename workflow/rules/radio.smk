@@ -91,6 +91,8 @@ rule radio_evaluate:
         seed=config["seed"],
         device=config["device"],
     threads: 1
+    resources:
+        gpu=1,
     conda:
         "../envs/genex.yaml"
     log:
@@ -142,6 +144,8 @@ rule radio_sanity:
         seed=config["seed"],
         device=config["device"],
     threads: 1
+    resources:
+        gpu=1,
     conda:
         "../envs/genex.yaml"
     log:
@@ -193,6 +197,9 @@ rule radio_section:
     params:
         cfg=section("radio", "report"),
         seed=config["seed"],
+        device=config["device"],
+    resources:
+        gpu=1,
     conda:
         "../envs/genex.yaml"
     log:
@@ -202,4 +209,4 @@ rule radio_section:
     shell:
         "genex radio section --metrics {input.metrics:q} --features {input.features:q} "
         "--explain {input.explain:q} --sanity {input.sanity:q} --phi {input.phi:q} --phi-gt {input.phi_gt:q} "
-        "--params {params.cfg:q} --seed {params.seed} --out {output.section:q} > {log:q} 2>&1"
+        "--params {params.cfg:q} --seed {params.seed} --device {params.device} --out {output.section:q} > {log:q} 2>&1"

@@ -89,6 +89,8 @@ rule vocal_evaluate_detector:
         seed=config["seed"],
         device=config["device"],
     threads: workflow.cores
+    resources:
+        gpu=1,
     conda:
         "../envs/genex.yaml"
     log:

@@ -164,7 +164,7 @@ def _common(p: argparse.ArgumentParser, seed: bool = True, threads: bool = False
         p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     if threads:
         p.add_argument("--threads", type=int, default=None, help="CPU threads (Snakemake's threads)")
-        p.add_argument("--device", default="cpu", help="auto | cpu | cuda (default: cpu)")
+        p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     if models:
         p.add_argument("--phi", required=True, help="Φ's model file (genex radio train)")
         p.add_argument("--phi-gt", required=True, help="Φ_gt's model file")
@@ -215,6 +215,6 @@ def register(subparsers) -> None:
     for opt in ("--metrics", "--features", "--explain", "--sanity"):
         p.add_argument(opt, required=True)
     p.add_argument("--params", required=True, help="radio.report as JSON")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     _common(p, models=True)
     p.set_defaults(func=cmd_section)
