@@ -65,3 +65,29 @@ def test_wrong_type_is_rejected():
     config["seed"] = "one"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(config, yaml.safe_load(SCHEMA.read_text()))
+
+
+def test_config_yaml_states_every_key_once_and_the_schema_agrees():
+    """config.yaml holds every key the schema knows, documented there; a default the schema
+    also gives must be the same value (one default, not two that drift apart)."""
+    config = load("config.yaml")
+    schema = yaml.safe_load(SCHEMA.read_text())
+    problems = []
+
+    def walk(node, spec, path):
+        props = spec.get("properties", {})
+        if set(node) != set(props):
+            problems.append(f"{'.'.join(path) or 'top'}: only in config.yaml {sorted(set(node) - set(props))}, "
+                            f"only in the schema {sorted(set(props) - set(node))}")
+        for key in sorted(set(node) & set(props)):
+            value, sub = node[key], props[key]
+            where = ".".join(path + [key])
+            if not (sub.get("description") and "type" in sub):
+                problems.append(f"{where}: no description or type in the schema")
+            if isinstance(value, dict) and "properties" in sub and value:
+                walk(value, sub, path + [key])  # a section: its keys, one by one
+            elif "default" in sub and sub["default"] != value:
+                problems.append(f"{where}: config.yaml says {value!r}, the schema's default {sub['default']!r}")
+
+    walk(config, schema, [])
+    assert not problems, "\n".join(problems)
