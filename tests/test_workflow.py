@@ -58,3 +58,41 @@ def test_every_rule_that_may_use_cuda_asks_for_a_gpu_and_follows_the_device_sett
                 continue
             assert "gpu=1" in block, f"rule {name.group(1)} may run on CUDA without asking for a GPU"
             assert "--device {params.device}" in block and 'device=config["device"]' in block, name.group(1)
+
+
+def _real_nsynth(tmp_path, **nsynth) -> tuple:
+    import yaml
+    from conftest import workflow_copy
+
+    work = workflow_copy(tmp_path / "work")
+    overlay = tmp_path / "real.yaml"
+    overlay.write_text(yaml.safe_dump({"sources": {"nsynth": "nsynth"}, "datasets": {"nsynth": nsynth}}))
+    return work, f"--configfile={overlay}"
+
+
+def test_a_dataset_in_resources_is_not_deleted_by_a_code_edit(tmp_path):
+    """A rerun deletes its output first: resources/nsynth (downloaded, or copied in by hand)
+    older than the downloader's code must stay, not be downloaded again."""
+    import os
+    import time
+
+    work, overlay = _real_nsynth(tmp_path)
+    data = work / "resources" / "nsynth"
+    (data / "nsynth-test").mkdir(parents=True)
+    (data / "nsynth-test" / "examples.json").write_text("{}")
+    old = time.time() - 86400
+    for p in (data / "nsynth-test" / "examples.json", data / "nsynth-test", data):
+        os.utime(p, (old, old))
+    proc = run(snakemake_cmd(work, "--dry-run", overlay, "--", "resources/nsynth", profile="default"))
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-2000:]
+
+
+def test_a_dataset_path_is_read_in_place_without_a_download(tmp_path):
+    mine = tmp_path / "my nsynth"
+    (mine / "nsynth-test").mkdir(parents=True)
+    work, overlay = _real_nsynth(tmp_path, path=str(mine))
+    proc = run(snakemake_cmd(work, "--dry-run", "--printshellcmds", overlay, "--", "results/nsynth/features",
+                             profile="default"))
+    out = proc.stdout + proc.stderr
+    assert "download_dataset" not in out and "genex nsynth features" in out, out[-3000:]
+    assert f"'{mine}'" in out, out[-3000:]

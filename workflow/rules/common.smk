@@ -110,12 +110,14 @@ def active_datasets():
 
 
 def dataset_root(name):
-    """Where a dataset lives: resources/<name>, or the configured folder for MAPS."""
-    if name == "maps":
-        path = config["datasets"]["maps"]["path"]
-        if not path:
-            raise ValueError("sources names maps, but datasets.maps.path is not set in the config")
+    """Where a dataset lives: its configured ``path`` (read in place, never written), else
+    resources/<name> (rendered or downloaded). MAPS has no download: it needs its path."""
+    key = EMBEDDED.get(name) or DOWNLOADED.get(name) or name
+    path = config["datasets"].get(key, {}).get("path")
+    if path:
         return path
+    if name == "maps":
+        raise ValueError("sources names maps, but datasets.maps.path is not set in the config")
     return f"resources/{name}"
 
 
