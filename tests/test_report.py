@@ -194,7 +194,7 @@ def test_summarize_nsynth_counts_and_section(nsynth_root: Path, tmp_path: Path):
     assert stats["size_mb"] > 0
 
     section = load_section(out)  # validates the format and every referenced file
-    assert section.id == "nsynth-sf" and section.group == "Datasets"
+    assert section.id == "dataset-nsynth-sf" and section.group == "Datasets"
     data = json.loads((out / "section.json").read_text())
     audio = _blocks(data, "audio")
     assert len(audio) == 2 and len(_blocks(data, "figure")) == 1
@@ -436,3 +436,13 @@ def test_render_text_escapes_and_links():
     assert "<code>x&lt;y</code>" in html
     assert 'href="javascript' not in html
     assert html.count("<p>") == 2
+
+
+def test_the_real_nsynth_dataset_and_the_nsynth_study_share_one_report(nsynth_root: Path, tmp_path: Path):
+    """Both wrote a section with id 'nsynth': the report of a real-data run always failed."""
+    dataset = tmp_path / "datasets" / "nsynth"
+    summarize("nsynth", nsynth_root, dataset, PARAMS, seed=3)
+    study = _study_section(tmp_path / "study", id="nsynth")
+    index = build_report([dataset, study], tmp_path / "report", {})
+    page = index.read_text()
+    assert 'href="#sec-nsynth"' in page and 'href="#sec-dataset-nsynth"' in page

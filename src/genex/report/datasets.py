@@ -144,7 +144,8 @@ def summarize(dataset: str, root: Path, out: Path, params: dict, seed: int) -> d
         blocks = [{"type": "text", "text": DESCRIPTIONS[dataset] + f" Source: {source}."},
                   *summary.blocks, *timing,
                   {"type": "metrics", "path": "stats.json", "caption": "All statistics"}]
-        write_json(tmp / "section.json", {"id": dataset, "title": TITLES[dataset],
+        # "dataset-": the real nsynth dataset and the nsynth study each have a section
+        write_json(tmp / "section.json", {"id": f"dataset-{dataset}", "title": TITLES[dataset],
                                           "group": "Datasets", "order": order,
                                           "blocks": blocks})
     return stats
