@@ -23,8 +23,8 @@ run: setup  ## set up, then run the whole pipeline on the default (embedded) pro
 test: setup  ## set up, then run the fast tier: unit tests, no DAG runs (tiny profile, CPU)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-full: test  ## the fast tier, then the DAG runs and slow tests (reruns, kill/resume, DVC)
-	$(BIN)/pytest -m '(slow or pipeline) and not slurm and not remote' $(PYTEST_ARGS)
+test-full: test $(REMOTES_STAMP)  ## the fast tier, then the DAG runs and slow tests (reruns, kill/resume, DVC, SSH/S3 remotes)
+	$(BIN)/pytest -m '(slow or pipeline) and not slurm' $(PYTEST_ARGS)
 
 test-slurm: setup  ## the tiny DAG on a one-node SLURM cluster on localhost (root, Debian)
 	$(BIN)/pytest -m slurm tests/test_slurm.py $(PYTEST_ARGS)
