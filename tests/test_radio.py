@@ -264,4 +264,4 @@ def test_explanation_parameters_rerun_only_explanation_rules(tiny_run, copy_of):
     tiny.write_text(yaml.safe_dump(config))
     jobs = set(planned_jobs(workdir))
     assert {"radio_explain", "radio_sanity", "radio_metrics", "radio_section"} <= jobs, jobs
-    assert not {"radio_features", "radio_train_phi", "radio_train_phi_gt", "radio_evaluate"} & jobs, jobs
+    assert not {"radio_features", "radio_train", "radio_evaluate"} & jobs, jobs

@@ -42,9 +42,9 @@ STEPS = {
                              "results/vocal/checkpoints/detector", ("vocal", "detector", "epochs")),
     "vocal_train_gan": ("vocal", "results/vocal/gan/model.pt", "logs/vocal/train_gan.log",
                         "results/vocal/checkpoints/gan", ("vocal", "gan", "epochs")),
-    "radio_train_phi": ("radio", "results/radio/models/phi.pt", "logs/radio/train_phi.log",
+    "radio_train[phi]": ("radio", "results/radio/models/phi.pt", "logs/radio/train_phi.log",
                         "results/radio/checkpoints/phi", ("radio", "train", "epochs")),
-    "radio_train_phi_gt": ("radio", "results/radio/models/phi_gt.pt", "logs/radio/train_phi_gt.log",
+    "radio_train[phi_gt]": ("radio", "results/radio/models/phi_gt.pt", "logs/radio/train_phi_gt.log",
                            "results/radio/checkpoints/phi_gt", ("radio", "train", "epochs")),
 }
 # an upstream parameter per study that keeps every shape but changes what the models see

@@ -158,7 +158,7 @@ def test_readme_snakemake_forms_work(tmp_path):
     run([snakemake, "--profile", "workflow/profiles/default", "--unlock"], cwd=work)
     proc = run([snakemake, "--profile", "workflow/profiles/default", "--configfile=config/tiny.yaml",
                 "-n", "results/radio/metrics.json"], cwd=work)
-    assert "radio_metrics" in proc.stdout and "render_nsynth_sf" not in proc.stdout
+    assert "radio_metrics" in proc.stdout and "resources/nsynth-sf" not in proc.stdout
     proc = run([snakemake, "--profile", "workflow/profiles/default", "-n", "-p", "--configfile",
                 "config/tiny.yaml", str(seed), "--", "resources/radio-sim"], cwd=work)
     assert '"maps":6' in proc.stdout and "--seed 7" in proc.stdout  # both overlays applied

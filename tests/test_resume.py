@@ -29,7 +29,7 @@ pytestmark = pytest.mark.pipeline
 KILL_EPOCHS = {"nsynth_train_classifier": 20, "nsynth_train_inpainter": 10, "piano_train_inn": 10,
                "piano_train_smoother[gru]": 100, "piano_train_smoother[lstm]": 100,
                "piano_train_smoother[bigru]": 15, "piano_train_cnn": 10, "vocal_train_detector": 12,
-               "vocal_train_gan": 10, "radio_train_phi": 12, "radio_train_phi_gt": 12}
+               "vocal_train_gan": 10, "radio_train[phi]": 12, "radio_train[phi_gt]": 12}
 
 
 @pytest.fixture(scope="module")

@@ -294,7 +294,7 @@ def test_a_vocal_parameter_reruns_only_the_rules_that_use_it(tiny_run, copy_of, 
     tiny.write_text(yaml.safe_dump(config))
     jobs = _planned(workdir)
     assert set(jobs) & VOCAL_RULES == rules, jobs
-    assert not {"render_vocal_sf", "vocal_features", "vocal_train_detector"} & (set(jobs) - rules)
+    assert not {"render_dataset", "vocal_features", "vocal_train_detector"} & (set(jobs) - rules)
 
 
 def test_cli_has_the_vocal_steps():

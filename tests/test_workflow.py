@@ -16,15 +16,14 @@ def test_lint_is_clean(tmp_path):
 
 def test_default_profile_dag_builds(tmp_path):
     proc = run(snakemake_cmd(tmp_path, "--dry-run", "--quiet", "rules", profile="default"))
-    for rule in ("render_nsynth_sf", "render_piano_sf", "render_vocal_sf", "render_radio_sim",
-                 "summarize_dataset", "report", "dataset_metrics"):
+    for rule in ("render_dataset", "summarize_dataset", "report", "dataset_metrics"):
         assert rule in proc.stdout
 
 
 def test_paper_profile_downloads_real_data(tmp_path):
     proc = run(snakemake_cmd(tmp_path, "--dry-run", "--quiet", "rules", profile="paper"))
     assert "download_dataset" in proc.stdout
-    assert "render_nsynth_sf" not in proc.stdout
+    assert "render_dataset" not in proc.stdout
 
 
 def test_tiny_dag_writes_report_metrics_logs_and_benchmarks(tiny_run):

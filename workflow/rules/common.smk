@@ -96,6 +96,16 @@ def genex_code(command):
     return _command_code(tuple(command.split()))
 
 
+def logs(name):
+    """A rule's log file: logs/<name>."""
+    return f"logs/{name}"
+
+
+def benchmarks(name):
+    """A rule's benchmark (Snakemake's time and memory record): logs/benchmarks/<name>."""
+    return f"logs/benchmarks/{name}"
+
+
 def section(*keys):
     """A config section as compact JSON: rules receive only what they use."""
     node = config

@@ -1,76 +1,24 @@
 # Data: render the embedded datasets, download the real ones.  resources/<dataset>/
 
 
-rule render_nsynth_sf:
+rule render_dataset:
     output:
-        directory("resources/nsynth-sf"),
+        directory("resources/{dataset}"),
     input:
-        genex_code("render nsynth-sf"),
+        genex_code("render {dataset}"),
     params:
-        cfg=section("datasets", "nsynth_sf"),
+        cfg=lambda wildcards: section("datasets", EMBEDDED[wildcards.dataset]),
         seed=config["seed"],
+    wildcard_constraints:
+        dataset="|".join(EMBEDDED),
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/render/nsynth-sf.log",
+        logs("render/{dataset}.log"),
     benchmark:
-        "logs/benchmarks/render/nsynth-sf.tsv"
+        benchmarks("render/{dataset}.tsv")
     shell:
-        "genex render nsynth-sf --params {params.cfg:q} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
-
-
-rule render_piano_sf:
-    output:
-        directory("resources/piano-sf"),
-    input:
-        genex_code("render piano-sf"),
-    params:
-        cfg=section("datasets", "piano_sf"),
-        seed=config["seed"],
-    conda:
-        "../envs/genex.yaml"
-    log:
-        "logs/render/piano-sf.log",
-    benchmark:
-        "logs/benchmarks/render/piano-sf.tsv"
-    shell:
-        "genex render piano-sf --params {params.cfg:q} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
-
-
-rule render_vocal_sf:
-    output:
-        directory("resources/vocal-sf"),
-    input:
-        genex_code("render vocal-sf"),
-    params:
-        cfg=section("datasets", "vocal_sf"),
-        seed=config["seed"],
-    conda:
-        "../envs/genex.yaml"
-    log:
-        "logs/render/vocal-sf.log",
-    benchmark:
-        "logs/benchmarks/render/vocal-sf.tsv"
-    shell:
-        "genex render vocal-sf --params {params.cfg:q} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
-
-
-rule render_radio_sim:
-    output:
-        directory("resources/radio-sim"),
-    input:
-        genex_code("render radio-sim"),
-    params:
-        cfg=section("datasets", "radio_sim"),
-        seed=config["seed"],
-    conda:
-        "../envs/genex.yaml"
-    log:
-        "logs/render/radio-sim.log",
-    benchmark:
-        "logs/benchmarks/render/radio-sim.tsv"
-    shell:
-        "genex render radio-sim --params {params.cfg:q} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
+        "genex render {wildcards.dataset:q} --params {params.cfg:q} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
 
 
 # No code inputs on purpose: a download is checked against its checksums, and rerunning it
@@ -86,8 +34,8 @@ rule download_dataset:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/download/{dataset}.log",
+        logs("download/{dataset}.log"),
     benchmark:
-        "logs/benchmarks/download/{dataset}.tsv"
+        benchmarks("download/{dataset}.tsv")
     shell:
         "genex download {wildcards.dataset:q} --params {params.cfg:q} --out {output:q} > {log:q} 2>&1"

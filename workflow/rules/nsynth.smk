@@ -18,9 +18,9 @@ rule nsynth_features:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/nsynth/features.log",
+        logs("nsynth/features.log"),
     benchmark:
-        "logs/benchmarks/nsynth/features.tsv"
+        benchmarks("nsynth/features.tsv")
     shell:
         "genex nsynth features --root {input.data:q} --params {params.cfg:q} --out {output:q} > {log:q} 2>&1"
 
@@ -41,9 +41,9 @@ rule nsynth_train_classifier:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/nsynth/train_classifier.log",
+        logs("nsynth/train_classifier.log"),
     benchmark:
-        "logs/benchmarks/nsynth/train_classifier.tsv"
+        benchmarks("nsynth/train_classifier.tsv")
     shell:
         "genex nsynth train-classifier --features {input.features:q} --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} --device {params.device} "
@@ -67,9 +67,9 @@ rule nsynth_train_inpainter:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/nsynth/train_inpainter.log",
+        logs("nsynth/train_inpainter.log"),
     benchmark:
-        "logs/benchmarks/nsynth/train_inpainter.tsv"
+        benchmarks("nsynth/train_inpainter.tsv")
     shell:
         "genex nsynth train-inpainter --features {input.features:q} --classifier {input.classifier:q} "
         "--params {params.cfg:q} --seed {params.seed} --threads {threads} --device {params.device} "
@@ -94,9 +94,9 @@ rule nsynth_explain_notes:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/nsynth/explain_notes.log",
+        logs("nsynth/explain_notes.log"),
     benchmark:
-        "logs/benchmarks/nsynth/explain_notes.tsv"
+        benchmarks("nsynth/explain_notes.tsv")
     shell:
         "genex nsynth explain-notes --features {input.features:q} --classifier {input.classifier:q} "
         "--inpainter {input.inpainter:q} --params {params.cfg:q} --seed {params.seed} "
@@ -121,9 +121,9 @@ rule nsynth_explain_classes:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/nsynth/explain_classes.log",
+        logs("nsynth/explain_classes.log"),
     benchmark:
-        "logs/benchmarks/nsynth/explain_classes.tsv"
+        benchmarks("nsynth/explain_classes.tsv")
     shell:
         "genex nsynth explain-classes --features {input.features:q} --classifier {input.classifier:q} "
         "--inpainter {input.inpainter:q} --params {params.cfg:q} --seed {params.seed} "
@@ -152,9 +152,9 @@ rule nsynth_evaluate:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/nsynth/evaluate.log",
+        logs("nsynth/evaluate.log"),
     benchmark:
-        "logs/benchmarks/nsynth/evaluate.tsv"
+        benchmarks("nsynth/evaluate.tsv")
     shell:
         "genex nsynth evaluate --features {input.features:q} --classifier {input.classifier:q} "
         "--inpainter {input.inpainter:q} --notes {input.notes:q} --params {params.cfg:q} "
@@ -181,9 +181,9 @@ rule nsynth_report:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/nsynth/report.log",
+        logs("nsynth/report.log"),
     benchmark:
-        "logs/benchmarks/nsynth/report.tsv"
+        benchmarks("nsynth/report.tsv")
     shell:
         "genex nsynth report --features {input.features:q} --classifier {input.classifier:q} "
         "--inpainter {input.inpainter:q} --notes {input.notes:q} --classes {input.classes:q} "

@@ -23,9 +23,9 @@ rule piano_features:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/piano/features.log",
+        logs("piano/features.log"),
     benchmark:
-        "logs/benchmarks/piano/features.tsv"
+        benchmarks("piano/features.tsv")
     shell:
         "genex piano features --root {input.data:q} --params {params.cfg:q} --seed {params.seed} "
         "--out {output:q} > {log:q} 2>&1"
@@ -48,9 +48,9 @@ rule piano_train_inn:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/piano/train_inn.log",
+        logs("piano/train_inn.log"),
     benchmark:
-        "logs/benchmarks/piano/train_inn.tsv"
+        benchmarks("piano/train_inn.tsv")
     shell:
         "genex piano train-inn --features {input.features:q} --params {params.cfg:q} --seed {params.seed} "
         "--threads {threads} --device {params.device} --checkpoints {params.ckpt:q} --out {output:q} > {log:q} 2>&1"
@@ -72,9 +72,9 @@ rule piano_predict:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/piano/predict.log",
+        logs("piano/predict.log"),
     benchmark:
-        "logs/benchmarks/piano/predict.tsv"
+        benchmarks("piano/predict.tsv")
     shell:
         "genex piano predict --features {input.features:q} --inn {input.inn:q} --seed {params.seed} "
         "--threads {threads} --device {params.device} --out {output:q} > {log:q} 2>&1"
@@ -100,9 +100,9 @@ rule piano_train_smoother:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/piano/train_{model}.log",
+        logs("piano/train_{model}.log"),
     benchmark:
-        "logs/benchmarks/piano/train_{model}.tsv"
+        benchmarks("piano/train_{model}.tsv")
     shell:
         "genex piano train-smoother --model {wildcards.model:q} --features {input.features:q} "
         "--predictions {input.predictions:q} --params {params.cfg:q} --seed {params.seed} "
@@ -126,9 +126,9 @@ rule piano_train_cnn:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/piano/train_cnn.log",
+        logs("piano/train_cnn.log"),
     benchmark:
-        "logs/benchmarks/piano/train_cnn.tsv"
+        benchmarks("piano/train_cnn.tsv")
     shell:
         "genex piano train-cnn --features {input.features:q} --params {params.cfg:q} --seed {params.seed} "
         "--threads {threads} --device {params.device} --checkpoints {params.ckpt:q} --out {output:q} > {log:q} 2>&1"
@@ -152,9 +152,9 @@ rule piano_evaluate:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/piano/evaluate.log",
+        logs("piano/evaluate.log"),
     benchmark:
-        "logs/benchmarks/piano/evaluate.tsv"
+        benchmarks("piano/evaluate.tsv")
     shell:
         "genex piano evaluate --features {input.features:q} --predictions {input.predictions:q} "
         "--models results/piano/models --params {params.cfg:q} --seed {params.seed} "
@@ -179,9 +179,9 @@ rule piano_inspect:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/piano/inspect.log",
+        logs("piano/inspect.log"),
     benchmark:
-        "logs/benchmarks/piano/inspect.tsv"
+        benchmarks("piano/inspect.tsv")
     shell:
         "genex piano inspect --features {input.features:q} --predictions {input.predictions:q} "
         "--inn {input.inn:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} "
@@ -205,9 +205,9 @@ rule piano_report:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/piano/report.log",
+        logs("piano/report.log"),
     benchmark:
-        "logs/benchmarks/piano/report.tsv"
+        benchmarks("piano/report.tsv")
     shell:
         "genex piano report --features {input.features:q} --predictions {input.predictions:q} "
         "--evaluation {input.evaluation:q} --inspection {input.inspection:q} --params {params.cfg:q} "

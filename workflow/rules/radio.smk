@@ -19,17 +19,21 @@ rule radio_features:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/radio/features.log",
+        logs("radio/features.log"),
     benchmark:
-        "logs/benchmarks/radio/features.tsv"
+        benchmarks("radio/features.tsv")
     shell:
         "genex radio features --root {input.data:q} --params {params.cfg:q} --seed {params.seed} "
         "--out {output:q} > {log:q} 2>&1"
 
 
-rule radio_train_phi:
+# Φ and Φ_gt (the UNets of the paper; `genex radio train --help`), one job each
+RADIO_MODEL = "results/radio/models/{model}.pt"
+
+
+rule radio_train:
     output:
-        "results/radio/models/phi.pt",
+        RADIO_MODEL,
     input:
         features=rules.radio_features.output[0],
         code=genex_code("radio train"),
@@ -37,44 +41,20 @@ rule radio_train_phi:
         cfg=section("radio", "train"),
         seed=config["seed"],
         device=config["device"],
-        checkpoints="results/radio/checkpoints/phi",
+        checkpoints=lambda wildcards: f"results/radio/checkpoints/{wildcards.model}",
+    wildcard_constraints:
+        model="phi|phi_gt",
     threads: workflow.cores
     resources:
         gpu=1,
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/radio/train_phi.log",
+        logs("radio/train_{model}.log"),
     benchmark:
-        "logs/benchmarks/radio/train_phi.tsv"
+        benchmarks("radio/train_{model}.tsv")
     shell:
-        "genex radio train --model phi --features {input.features:q} --params {params.cfg:q} "
-        "--seed {params.seed} --threads {threads} --device {params.device} "
-        "--checkpoints {params.checkpoints:q} --out {output:q} > {log:q} 2>&1"
-
-
-rule radio_train_phi_gt:
-    output:
-        "results/radio/models/phi_gt.pt",
-    input:
-        features=rules.radio_features.output[0],
-        code=genex_code("radio train"),
-    params:
-        cfg=section("radio", "train"),
-        seed=config["seed"],
-        device=config["device"],
-        checkpoints="results/radio/checkpoints/phi_gt",
-    threads: workflow.cores
-    resources:
-        gpu=1,
-    conda:
-        "../envs/genex.yaml"
-    log:
-        "logs/radio/train_phi_gt.log",
-    benchmark:
-        "logs/benchmarks/radio/train_phi_gt.tsv"
-    shell:
-        "genex radio train --model phi_gt --features {input.features:q} --params {params.cfg:q} "
+        "genex radio train --model {wildcards.model:q} --features {input.features:q} --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} --device {params.device} "
         "--checkpoints {params.checkpoints:q} --out {output:q} > {log:q} 2>&1"
 
@@ -84,8 +64,8 @@ rule radio_evaluate:
         "results/radio/evaluation.json",
     input:
         features=rules.radio_features.output[0],
-        phi=rules.radio_train_phi.output[0],
-        phi_gt=rules.radio_train_phi_gt.output[0],
+        phi=RADIO_MODEL.format(model="phi"),
+        phi_gt=RADIO_MODEL.format(model="phi_gt"),
         code=genex_code("radio evaluate"),
     params:
         seed=config["seed"],
@@ -96,9 +76,9 @@ rule radio_evaluate:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/radio/evaluate.log",
+        logs("radio/evaluate.log"),
     benchmark:
-        "logs/benchmarks/radio/evaluate.tsv"
+        benchmarks("radio/evaluate.tsv")
     shell:
         "genex radio evaluate --features {input.features:q} --phi {input.phi:q} --phi-gt {input.phi_gt:q} "
         "--seed {params.seed} --threads {threads} --device {params.device} --out {output:q} > {log:q} 2>&1"
@@ -109,8 +89,8 @@ rule radio_explain:
         directory("results/radio/explain"),
     input:
         features=rules.radio_features.output[0],
-        phi=rules.radio_train_phi.output[0],
-        phi_gt=rules.radio_train_phi_gt.output[0],
+        phi=RADIO_MODEL.format(model="phi"),
+        phi_gt=RADIO_MODEL.format(model="phi_gt"),
         code=genex_code("radio explain"),
     params:
         cfg=section("radio", "explain"),
@@ -122,9 +102,9 @@ rule radio_explain:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/radio/explain.log",
+        logs("radio/explain.log"),
     benchmark:
-        "logs/benchmarks/radio/explain.tsv"
+        benchmarks("radio/explain.tsv")
     shell:
         "genex radio explain --features {input.features:q} --phi {input.phi:q} --phi-gt {input.phi_gt:q} "
         "--params {params.cfg:q} --seed {params.seed} --threads {threads} --device {params.device} "
@@ -136,8 +116,8 @@ rule radio_sanity:
         "results/radio/sanity.json",
     input:
         features=rules.radio_features.output[0],
-        phi=rules.radio_train_phi.output[0],
-        phi_gt=rules.radio_train_phi_gt.output[0],
+        phi=RADIO_MODEL.format(model="phi"),
+        phi_gt=RADIO_MODEL.format(model="phi_gt"),
         code=genex_code("radio sanity"),
     params:
         cfg=section("radio", "explain"),
@@ -149,9 +129,9 @@ rule radio_sanity:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/radio/sanity.log",
+        logs("radio/sanity.log"),
     benchmark:
-        "logs/benchmarks/radio/sanity.tsv"
+        benchmarks("radio/sanity.tsv")
     shell:
         "genex radio sanity --features {input.features:q} --phi {input.phi:q} --phi-gt {input.phi_gt:q} "
         "--params {params.cfg:q} --seed {params.seed} --threads {threads} --device {params.device} "
@@ -167,15 +147,15 @@ rule radio_metrics:
         evaluation=rules.radio_evaluate.output[0],
         explain=rules.radio_explain.output[0],
         sanity=rules.radio_sanity.output[0],
-        phi=rules.radio_train_phi.output[0],
-        phi_gt=rules.radio_train_phi_gt.output[0],
+        phi=RADIO_MODEL.format(model="phi"),
+        phi_gt=RADIO_MODEL.format(model="phi_gt"),
         code=genex_code("radio metrics"),
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/radio/metrics.log",
+        logs("radio/metrics.log"),
     benchmark:
-        "logs/benchmarks/radio/metrics.tsv"
+        benchmarks("radio/metrics.tsv")
     shell:
         "genex radio metrics --features {input.features:q} --evaluation {input.evaluation:q} "
         "--explain {input.explain:q} --sanity {input.sanity:q} --phi {input.phi:q} --phi-gt {input.phi_gt:q} "
@@ -191,8 +171,8 @@ rule radio_section:
         features=rules.radio_features.output[0],
         explain=rules.radio_explain.output[0],
         sanity=rules.radio_sanity.output[0],
-        phi=rules.radio_train_phi.output[0],
-        phi_gt=rules.radio_train_phi_gt.output[0],
+        phi=RADIO_MODEL.format(model="phi"),
+        phi_gt=RADIO_MODEL.format(model="phi_gt"),
         code=genex_code("radio section"),
     params:
         cfg=section("radio", "report"),
@@ -203,9 +183,9 @@ rule radio_section:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/radio/section.log",
+        logs("radio/section.log"),
     benchmark:
-        "logs/benchmarks/radio/section.tsv"
+        benchmarks("radio/section.tsv")
     shell:
         "genex radio section --metrics {input.metrics:q} --features {input.features:q} "
         "--explain {input.explain:q} --sanity {input.sanity:q} --phi {input.phi:q} --phi-gt {input.phi_gt:q} "

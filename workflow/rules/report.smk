@@ -14,9 +14,9 @@ rule summarize_dataset:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/summarize/{dataset}.log",
+        logs("summarize/{dataset}.log"),
     benchmark:
-        "logs/benchmarks/summarize/{dataset}.tsv"
+        benchmarks("summarize/{dataset}.tsv")
     shell:
         "genex summarize {wildcards.dataset:q} --root {input.data:q} --params {params.cfg:q} "
         "--seed {params.seed} --out {output:q} > {log:q} 2>&1"
@@ -34,9 +34,9 @@ rule report:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/report.log",
+        logs("report.log"),
     benchmark:
-        "logs/benchmarks/report.tsv"
+        benchmarks("report.tsv")
     shell:
         "genex report {input.sections:q} {input.studies:q} --params {params.cfg:q} --out {output.report:q} > {log:q} 2>&1"
 
@@ -50,9 +50,9 @@ rule dataset_metrics:
     params:
         files=lambda wildcards, input: [f"{d}/stats.json" for d in input.stats],
     log:
-        "logs/dataset_metrics.log",
+        logs("dataset_metrics.log"),
     benchmark:
-        "logs/benchmarks/dataset_metrics.tsv"
+        benchmarks("dataset_metrics.tsv")
     conda:
         "../envs/genex.yaml"
     shell:

@@ -19,9 +19,9 @@ rule vocal_features:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/vocal/features.log",
+        logs("vocal/features.log"),
     benchmark:
-        "logs/benchmarks/vocal/features.tsv"
+        benchmarks("vocal/features.tsv")
     shell:
         "genex vocal features --root {input.data:q} --params {params.cfg:q} --seed {params.seed} "
         "--out {output:q} > {log:q} 2>&1"
@@ -43,9 +43,9 @@ rule vocal_train_detector:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/vocal/train_detector.log",
+        logs("vocal/train_detector.log"),
     benchmark:
-        "logs/benchmarks/vocal/train_detector.tsv"
+        benchmarks("vocal/train_detector.tsv")
     shell:
         "genex vocal train-detector --features {input.features:q} --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} --device {params.device} "
@@ -68,9 +68,9 @@ rule vocal_train_gan:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/vocal/train_gan.log",
+        logs("vocal/train_gan.log"),
     benchmark:
-        "logs/benchmarks/vocal/train_gan.tsv"
+        benchmarks("vocal/train_gan.tsv")
     shell:
         "genex vocal train-gan --features {input.features:q} --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} --device {params.device} "
@@ -94,9 +94,9 @@ rule vocal_evaluate_detector:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/vocal/evaluate_detector.log",
+        logs("vocal/evaluate_detector.log"),
     benchmark:
-        "logs/benchmarks/vocal/evaluate_detector.tsv"
+        benchmarks("vocal/evaluate_detector.tsv")
     shell:
         "genex vocal evaluate-detector --features {input.features:q} --detector {input.detector:q} "
         "--params {params.cfg:q} --seed {params.seed} --threads {threads} --device {params.device} "
@@ -121,9 +121,9 @@ rule vocal_activation_max:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/vocal/activation_max.log",
+        logs("vocal/activation_max.log"),
     benchmark:
-        "logs/benchmarks/vocal/activation_max.tsv"
+        benchmarks("vocal/activation_max.tsv")
     shell:
         "genex vocal activation-max --features {input.features:q} --detector {input.detector:q} "
         "--gan {input.gan:q} --params {params.cfg:q} --seed {params.seed} --threads {threads} "
@@ -150,9 +150,9 @@ rule vocal_report:
     conda:
         "../envs/genex.yaml"
     log:
-        "logs/vocal/report.log",
+        logs("vocal/report.log"),
     benchmark:
-        "logs/benchmarks/vocal/report.tsv"
+        benchmarks("vocal/report.tsv")
     shell:
         "genex vocal report --features {input.features:q} --evaluation {input.evaluation:q} "
         "--detector {input.detector:q} --gan {input.gan:q} --am {input.am:q} --params {params.cfg:q} "

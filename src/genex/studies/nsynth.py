@@ -20,7 +20,7 @@ import logging
 import time
 from pathlib import Path
 
-from genex.studies import torch_step
+from genex.studies import step_arguments, torch_step
 from genex.utils.io import load_tensors, parse_params, save_tensors
 
 log = logging.getLogger("genex.nsynth")
@@ -445,12 +445,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------------------------ CLI
 def _common(p: argparse.ArgumentParser, threads: bool = False) -> None:
-    p.add_argument("--params", required=True, help="the step's config subsection as JSON or @file")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
-    if threads:
-        p.add_argument("--threads", type=int, default=None, help="CPU threads (torch)")
-        p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    step_arguments(p, torch=threads)
 
 
 def register(subparsers) -> None:

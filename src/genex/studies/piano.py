@@ -22,7 +22,7 @@ import logging
 import time
 from pathlib import Path
 
-from genex.studies import torch_step
+from genex.studies import step_arguments, torch_step
 from genex.utils.io import load_arrays, parse_params
 
 log = logging.getLogger("genex.piano")
@@ -114,12 +114,7 @@ def _report(args):
 
 
 def _common(p: argparse.ArgumentParser, params: bool = True, threads: bool = False) -> None:
-    if params:
-        p.add_argument("--params", required=True, help="the step's config subsection as JSON or @file")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    if threads:
-        p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-        p.add_argument("--device", default="auto", help="auto | cpu | cuda[:n] (default: auto)")
+    step_arguments(p, params=params, torch=threads, out=False)
 
 
 def register(subparsers) -> None:

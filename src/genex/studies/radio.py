@@ -14,7 +14,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from genex.studies import torch_step
+from genex.studies import step_arguments, torch_step
 from genex.utils.io import parse_params
 
 log = logging.getLogger("genex.radio")
@@ -160,15 +160,10 @@ def cmd_section(args: argparse.Namespace) -> None:
 
 def _common(p: argparse.ArgumentParser, seed: bool = True, threads: bool = False,
             models: bool = False) -> None:
-    if seed:
-        p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    if threads:
-        p.add_argument("--threads", type=int, default=None, help="CPU threads (Snakemake's threads)")
-        p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    step_arguments(p, params=False, seed=seed, torch=threads)
     if models:
         p.add_argument("--phi", required=True, help="Φ's model file (genex radio train)")
         p.add_argument("--phi-gt", required=True, help="Φ_gt's model file")
-    p.add_argument("--out", required=True, help="output (written atomically)")
 
 
 def register(subparsers) -> None:

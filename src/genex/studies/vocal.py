@@ -12,7 +12,7 @@ import logging
 import time
 from pathlib import Path
 
-from genex.studies import torch_step
+from genex.studies import step_arguments, torch_step
 from genex.utils.io import parse_params
 
 log = logging.getLogger("genex.vocal")
@@ -198,11 +198,7 @@ def _copy_atomic(src: Path, dst: Path) -> None:
 # ----------------------------------------------------------------------------- registration
 
 def _common(p: argparse.ArgumentParser, torch_args: bool = True) -> None:
-    p.add_argument("--params", required=True, help="the config subsection as JSON, or @file.json")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    if torch_args:
-        p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-        p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    step_arguments(p, torch=torch_args, out=False)
 
 
 def register(subparsers) -> None:
