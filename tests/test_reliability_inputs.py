@@ -382,3 +382,13 @@ def test_radio_features_refuse_a_bad_map(tmp_path, caplog, problem, text):
         bad.write_text(json.dumps([[40, 10]]))
     out = tmp_path / "out"
     assert_refused(radio_features(root, out), caplog, bad, text, out)
+
+
+def test_the_summary_of_maestro_reports_its_two_sample_rates(tmp_path):
+    # MAESTRO v3 mixes 44.1 and 48 kHz; the summary stopped the run: "mixed sample rates"
+    from genex.report.datasets import summarize
+
+    root, _ = piano_root(tmp_path, (tone(PIANO_SECONDS, 48000), 48000), layout="maestro")
+    stats = summarize("maestro", root, tmp_path / "summary",
+                      {"examples_per_dataset": 1, "spectrogram_seconds": 0.25, "example_seconds": 0.25}, seed=0)
+    assert stats["sample_rate"] == [44100, 48000]

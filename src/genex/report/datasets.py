@@ -235,7 +235,7 @@ def summarize_piano(root: Path, out: Path, params: dict, rng: np.random.Generato
                                                    "duration"].sum() / 3600)}
                         for i in instruments},
     }
-    sr = _single_rate(df, root, missing_ok=True)
+    sr = _single_rate(df, root, missing_ok=True, mixed_ok=True)
     if sr is not None:
         stats["sample_rate"] = sr
     table = {"type": "table", "caption": "Recordings per split",
@@ -284,7 +284,8 @@ def summarize_vocal(root: Path, out: Path, params: dict, rng: np.random.Generato
 
     stats: dict[str, Any] = {
         **split_stats(df),
-        "sample_rate": _single_rate(df, root, missing_ok=True) or _audio_rate(df["audio_path"].iloc[0]),
+        "sample_rate": (_single_rate(df, root, missing_ok=True, mixed_ok=True)
+                        or _audio_rate(df["audio_path"].iloc[0])),
         "splits": {s: split_stats(df[df["split"] == s]) for s in splits},
         "labels": {label: {"segments": segments[label],
                            "hours": _round(sum(_label_seconds(lab, label) for lab in labs.values())
@@ -540,13 +541,17 @@ def _ordered_splits(column) -> list[str]:
     return [s for s in SPLITS if s in present] + sorted(present - set(SPLITS))
 
 
-def _single_rate(df, root: Path, missing_ok: bool = False) -> int | None:
+def _single_rate(df, root: Path, missing_ok: bool = False, mixed_ok: bool = False) -> int | list[int] | None:
+    """The dataset's sample rate; with ``mixed_ok`` the sorted list when files differ (MAESTRO
+    v3 mixes 44.1 and 48 kHz; the features resample each file, the summary reports both)."""
     if "sample_rate" not in df.columns:
         if missing_ok:
             return None
         raise ValueError(f"{root}: reader gave no sample_rate column")
     rates = sorted(int(r) for r in df["sample_rate"].dropna().unique() if r > 0)  # -1: no audio
     if len(rates) > 1:
+        if mixed_ok:
+            return rates
         raise ValueError(f"{root}: mixed sample rates {rates}")
     return rates[0] if rates else None
 
