@@ -16,8 +16,8 @@ from genex.data.radio import (
     RadioMapSeer,
     gain_db_to_png,
     png_to_gain,
-    simulate_gain,
 )
+from genex.data.radio_sim import simulate_gain
 
 TINY = {"maps": 6, "transmitters": 3, "size": 64, "buildings_missing_levels": 4,
         "buildings_missing_versions": 2, "simulator": "DPM", "workers": 1}

@@ -58,22 +58,6 @@ def gain_db_to_scaled(gain_db: np.ndarray, buildings: np.ndarray | None = None,
     return png_to_gain(gain_db_to_png(gain_db, buildings), floor)
 
 
-def simulate_gain(buildings: np.ndarray, tx: tuple[int, int], params: dict | None = None) -> np.ndarray:
-    """Simulate the path gain in dB of one transmitter over a city (the ``radio-sim`` physics).
-
-    ``buildings``: (H, W) array, nonzero = building (1 px = 1 m); ``tx``: (row, column) of the
-    transmitter, outside buildings; ``params``: overrides of
-    :class:`genex.data.radio_sim.Propagation` (unknown keys raise ValueError).
-    Returns float32 dB in [-147, -47]; pixels inside buildings are -147 (grey 0). Convert with
-    :func:`gain_db_to_png` (what the dataset stores) or :func:`gain_db_to_scaled` (what the
-    reader returns). To simulate many transmitters over one city, use
-    :class:`genex.data.radio_sim.CityPropagator` (it caches corner visibility).
-    """
-    from genex.data.radio_sim import CityPropagator, Propagation
-
-    return CityPropagator(buildings, Propagation.from_params(params)).gain_db(tx)
-
-
 # --- the reader -------------------------------------------------------------------------------
 
 def _read_png(path: Path, size: int | None = None) -> np.ndarray:

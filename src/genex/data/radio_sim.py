@@ -528,3 +528,18 @@ def render(out_dir: Path, params: dict, seed: int) -> dict:
         "mean_street_grey": round(float(np.mean([s["mean_grey"] for s in stats])), 2),
         "files": len(files), "bytes": int(sum(p.stat().st_size for p in files)),
     }
+
+
+def simulate_gain(buildings: np.ndarray, tx: tuple[int, int], params: dict | None = None) -> np.ndarray:
+    """Simulate the path gain in dB of one transmitter over a city (the ``radio-sim`` physics).
+
+    ``buildings``: (H, W) array, nonzero = building (1 px = 1 m); ``tx``: (row, column) of the
+    transmitter, outside buildings; ``params``: overrides of
+    :class:`Propagation` (unknown keys raise ValueError).
+    Returns float32 dB in [-147, -47]; pixels inside buildings are -147 (grey 0). Convert with
+    :func:`gain_db_to_png` (what the dataset stores) or
+    :func:`genex.data.radio.gain_db_to_scaled` (what the
+    reader returns). To simulate many transmitters over one city, use
+    :class:`CityPropagator` (it caches corner visibility).
+    """
+    return CityPropagator(buildings, Propagation.from_params(params)).gain_db(tx)
