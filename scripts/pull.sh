@@ -38,7 +38,7 @@ while kill -0 "$fetch" 2>/dev/null; do
 done
 wait "$fetch" || fetch_failed "failed (see above)"
 # DVC trusts the remote's content (unless the remote sets verify): check every fetched object
-python3 scripts/verify-cache.py "$(dvc cache dir)"
+python3 scripts/verify-cache.py "$cache"
 if ! dvc checkout; then
   echo "pull.sh: error: dvc checkout failed (see above); nothing was marked current" >&2
   exit 1

@@ -37,6 +37,18 @@ def snakemake_cmd(workdir: Path, *args: str, profile: str = "tiny") -> list[str]
     return cmd + list(args)
 
 
+def rule_blocks() -> dict[str, str]:
+    """rule name -> its text, from every rule file of the repository's workflow."""
+    import re
+
+    blocks = {}
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        for block in re.split(r"(?m)^(?=rule \w+:)", smk.read_text()):
+            if name := re.match(r"rule (\w+):", block):
+                blocks[name.group(1)] = block
+    return blocks
+
+
 def workflow_copy(dst: Path) -> Path:
     """Copy the workflow (Snakefile, rules, config, sources, DVC files) into ``dst``."""
     dst.mkdir(parents=True, exist_ok=True)

@@ -106,8 +106,7 @@ class Gate:
         self.limit: int | None = None
         self.held = threading.Event()
         self.closed = False
-        self.sockets: set[socket.socket] = set()
-        self.open_pumps: dict[tuple, int] = {}
+        self.connections: dict[tuple, int] = {}  # (client, upstream) -> its pumps still running
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -129,8 +128,7 @@ class Gate:
                 continue
             pair = (client, upstream)
             with self.cond:
-                self.sockets |= set(pair)
-                self.open_pumps[pair] = 2
+                self.connections[pair] = 2
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(src, dst, pair), daemon=True).start()
 
@@ -152,11 +150,10 @@ class Gate:
                 except OSError:
                     pass
             with self.cond:  # the second pump of a connection closes it: S3 clients open
-                self.open_pumps[pair] -= 1  # thousands, and leaked descriptors stop accept()
-                done = self.open_pumps[pair] == 0
+                self.connections[pair] -= 1  # thousands, and leaked descriptors stop accept()
+                done = self.connections[pair] == 0
                 if done:
-                    del self.open_pumps[pair]
-                    self.sockets -= set(pair)
+                    del self.connections[pair]
             if done:
                 for s in pair:
                     s.close()
@@ -176,7 +173,7 @@ class Gate:
         with self.cond:
             self.closed = True
             self.cond.notify_all()
-            socks = list(self.sockets)
+            socks = [s for pair in self.connections for s in pair]
         self.server.close()
         for s in socks:
             try:

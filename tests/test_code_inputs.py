@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO, imports_of
+from conftest import REPO, imports_of, rule_blocks
 
 sys.path.insert(0, str(REPO / "workflow" / "lib"))
 import code_inputs  # noqa: E402
@@ -109,16 +109,6 @@ def test_data_files_beside_a_module_that_runs_are_inputs(made_up):
 WITHOUT_CODE_INPUTS = {"download_dataset"}
 
 
-def _rules() -> dict[str, str]:
-    """rule name -> its text, from every rule file."""
-    out = {}
-    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for block in re.split(r"(?m)^(?=rule \w+:)", smk.read_text()):
-            if m := re.match(r"rule (\w+):", block):
-                out[m.group(1)] = block
-    return out
-
-
 def _shell_words(block: str) -> str:
     shell = "".join(re.findall(r'"(.*?)"', block.split("shell:")[1]))
     words = []
@@ -130,7 +120,7 @@ def _shell_words(block: str) -> str:
 
 
 def test_every_rule_derives_its_code_inputs_from_its_own_command():
-    rules = _rules()
+    rules = rule_blocks()
     assert len(rules) > 30
     for name, block in rules.items():
         if "shell:" not in block or '"genex ' not in block.split("shell:")[1]:
@@ -179,13 +169,11 @@ def test_every_command_of_a_tiny_run_imported_only_its_rules_inputs(tiny_run):
 
 def test_a_core_command_builds_a_parser_without_the_studies():
     """`genex render ...` must not import the study modules (they are not its inputs)."""
-    import argparse
+    from genex.cli import STUDIES, _parser_for, _subcommands, build_parser
 
-    from genex.cli import _CORE_COMMANDS, STUDIES, _parser_for, build_parser
-
-    def commands(parser):
-        return set(next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices)
-
-    assert commands(build_parser(())) == set(_CORE_COMMANDS)
-    assert commands(build_parser()) == set(_CORE_COMMANDS) | set(STUDIES)
-    assert commands(_parser_for(["-v", "radio", "train"])) == set(_CORE_COMMANDS) | {"radio"}
+    core = {"render", "download", "summarize", "report", "collect-metrics"}
+    assert set(_subcommands(build_parser(()))) == core
+    assert set(_subcommands(build_parser())) == core | set(STUDIES)
+    assert set(_subcommands(_parser_for(["-v", "radio", "train"]))) == core | {"radio"}
+    assert set(_subcommands(_parser_for(["render", "radio-sim"]))) == core
+    assert set(_subcommands(_parser_for(["bogus"]))) == core | set(STUDIES)

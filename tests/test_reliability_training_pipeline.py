@@ -21,9 +21,9 @@ import torch
 import yaml
 from conftest import run, snakemake_cmd, workflow_copy
 
-pytestmark = pytest.mark.pipeline
-
 from genex.utils.io import load_tensors
+
+pytestmark = pytest.mark.pipeline
 
 # rule (wildcard) -> study, model file, log, checkpoint folder, config path of its epochs
 STEPS = {

@@ -22,7 +22,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -167,10 +166,10 @@ def _serve(server):
     try:
         yield server, gate
         for _ in range(100):  # every client has exited: each forwarded connection is closed
-            if not gate.sockets:
+            if not gate.connections:
                 break
             time.sleep(0.05)
-        assert not gate.sockets, f"{len(gate.sockets)} forwarded sockets still open"
+        assert not gate.connections, f"{len(gate.connections)} forwarded connections still open"
     finally:
         gate.close()
         server.stop()

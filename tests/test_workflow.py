@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
-from conftest import REPO, run, snakemake_cmd
+import yaml
+from conftest import rule_blocks, run, snakemake_cmd, workflow_copy
 
 DATASETS = ("nsynth-sf", "piano-sf", "vocal-sf", "radio-sim")
 
@@ -48,21 +51,16 @@ def test_second_run_has_nothing_to_do(tiny_run):
 def test_every_rule_that_may_use_cuda_asks_for_a_gpu_and_follows_the_device_setting():
     """A rule that passes --device declares resources gpu=1 (the SLURM profile asks for one),
     and takes the device from the config: one convention, no hard-coded `--device cpu`."""
-    import re
-
-    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for block in re.split(r"(?m)^(?=rule \w+:)", smk.read_text()):
-            name = re.match(r"rule (\w+):", block)
-            if not name or "--device" not in block:
-                continue
-            assert "gpu=1" in block, f"rule {name.group(1)} may run on CUDA without asking for a GPU"
-            assert "--device {params.device}" in block and 'device=config["device"]' in block, name.group(1)
+    blocks = rule_blocks()
+    assert len(blocks) > 30
+    for name, block in blocks.items():
+        if "--device" not in block:
+            continue
+        assert "gpu=1" in block, f"rule {name} may run on CUDA without asking for a GPU"
+        assert "--device {params.device}" in block and 'device=config["device"]' in block, name
 
 
 def _real_nsynth(tmp_path, **nsynth) -> tuple:
-    import yaml
-    from conftest import workflow_copy
-
     work = workflow_copy(tmp_path / "work")
     overlay = tmp_path / "real.yaml"
     overlay.write_text(yaml.safe_dump({"sources": {"nsynth": "nsynth"}, "datasets": {"nsynth": nsynth}}))
@@ -72,9 +70,6 @@ def _real_nsynth(tmp_path, **nsynth) -> tuple:
 def test_a_dataset_in_resources_is_not_deleted_by_a_code_edit(tmp_path):
     """A rerun deletes its output first: resources/nsynth (downloaded, or copied in by hand)
     older than the downloader's code must stay, not be downloaded again."""
-    import os
-    import time
-
     work, overlay = _real_nsynth(tmp_path)
     data = work / "resources" / "nsynth"
     (data / "nsynth-test").mkdir(parents=True)

@@ -161,12 +161,12 @@ def entry_points(words: list[str]) -> list[str]:
     rule's code inputs from these (``workflow/lib/code_inputs.py``)."""
     node, path = build_parser(), []
     for word in words:
-        subs = [a for a in node._actions if isinstance(a, argparse._SubParsersAction)]
+        subs = _subcommands(node)
         if not subs:
             break
-        if word not in subs[0].choices:
+        if word not in subs:
             raise ValueError(f"genex {' '.join(path + [word])}: no such command")
-        node, path = subs[0].choices[word], path + [word]
+        node, path = subs[word], path + [word]
     func = node.get_default("func")
     if func is None:
         raise ValueError(f"genex {' '.join(words)}: names a group of commands, not one")
@@ -176,6 +176,14 @@ def entry_points(words: list[str]) -> list[str]:
     if rest and rest[0] in named:  # the dataset's own code, named by a string
         entries.append(named[rest[0]])
     return entries
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """A parser's subcommands by name ({} when it has none)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
 
 def _command(args: argparse.Namespace) -> str:
@@ -263,16 +271,13 @@ def _parser_for(argv: list[str]) -> argparse.ArgumentParser:
     first = words[0] if words else None
     if first in STUDIES:
         return build_parser((first,))
-    if first in _CORE_COMMANDS:
-        return build_parser(())
-    return build_parser()  # --help, or a typo: name every command
-
-
-_CORE_COMMANDS = ("render", "download", "summarize", "report", "collect-metrics")
+    core = build_parser(())
+    return core if first in _subcommands(core) else build_parser()  # --help or a typo: all
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser_for(sys.argv[1:] if argv is None else argv).parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser_for(argv).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose or args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
@@ -283,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{_command(args)}: {_describe(err, args)}", file=sys.stderr)
         return 1
     finally:
-        _record_imports(sys.argv[1:] if argv is None else argv)
+        _record_imports(argv)
     return 0
 
 

@@ -9,7 +9,7 @@ defines, and every module that is imported on the way (its top level runs on imp
 Precise where Python is static (functions, classes, ``from genex.x import y``, module
 attributes ``x.y``); a class counts whole. Strings that name code (``"genex.data.x:render"``)
 are the caller's to pass as further entry points. ``tests/pipeline`` checks the result
-against the modules each command of a tiny run really imported.
+against the modules each command of a tiny run really imported (tests/test_code_inputs.py).
 """
 
 from __future__ import annotations
@@ -41,12 +41,26 @@ class Source:
                        self.file(module).name == "__init__.py")
 
     def is_module(self, name: str) -> bool:
-        return name.startswith(PACKAGE) and self.file(name) is not None
+        return (name == PACKAGE or name.startswith(PACKAGE + ".")) and self.file(name) is not None
+
+    @functools.lru_cache(maxsize=None)
+    def top_bindings(self, module: str) -> dict[str, tuple[str, str | None]]:
+        """The names ``module``'s top level imports (see :func:`_bindings`)."""
+        mod = self.parsed(module)
+        return _bindings(mod, mod.top, self)
+
+    def longest_module(self, dotted: str) -> tuple[str, str | None] | None:
+        """``a.b.c.f`` -> (``a.b.c``, ``f``) when a.b.c is a module; (``a.b``, None) for a module."""
+        parts = dotted.split(".")
+        for i in range(len(parts), 0, -1):
+            if self.is_module(".".join(parts[:i])):
+                return ".".join(parts[:i]), (parts[i] if i < len(parts) else None)
+        return None
 
 
 class _Module:
     def __init__(self, name: str, tree: ast.Module, package: bool):
-        self.name, self.tree = name, tree
+        self.name = name
         self.package = name if package else name.rpartition(".")[0]
         self.defs = {n.name: n for n in tree.body
                      if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
@@ -129,14 +143,14 @@ def closure(source: Source, entries: list[str]) -> set[str]:
             body = [mod.defs[name]]
             todo.append((module, None))
         else:  # a name the module imports: follow the import
-            binding = _bindings(mod, mod.top, source).get(name)
+            binding = source.top_bindings(module).get(name)
             if binding:
                 todo.append(binding)
             todo.append((module, None))
             continue
         for m in _imported_modules(mod, body, source):
             visit_module(m)
-        bound = _bindings(mod, mod.top, source) | _bindings(mod, body, source)
+        bound = source.top_bindings(module) | _bindings(mod, body, source)
         handlers = _handlers(body)
         for n in (x for stmt in body for x in ast.walk(stmt)):
             if isinstance(n, ast.Name) and n.id not in handlers:
@@ -144,21 +158,13 @@ def closure(source: Source, entries: list[str]) -> set[str]:
                     todo.append((module, n.id))
                 elif n.id in bound:
                     todo.append(bound[n.id])
-            elif isinstance(n, ast.Attribute):
+            elif isinstance(n, ast.Attribute) and (dotted := _dotted(n)):
                 # genex.x.y / alias.y: the attribute of a module we know
-                dotted = _dotted(n)
-                if dotted:
-                    head, *rest = dotted.split(".")
-                    if head in bound and bound[head][1] is None:
-                        target = ".".join([bound[head][0], *rest])
-                        while target and not source.is_module(target):
-                            target, _, attr = target.rpartition(".")
-                            if source.is_module(target):
-                                todo.append((target, attr))
-                                break
-                        else:
-                            if target:
-                                todo.append((target, None))
+                head, _, rest = dotted.partition(".")
+                if head in bound and bound[head][1] is None:
+                    found = source.longest_module(f"{bound[head][0]}.{rest}")
+                    if found:
+                        todo.append(found)
     return modules
 
 

@@ -534,12 +534,10 @@ def simulate_gain(buildings: np.ndarray, tx: tuple[int, int], params: dict | Non
     """Simulate the path gain in dB of one transmitter over a city (the ``radio-sim`` physics).
 
     ``buildings``: (H, W) array, nonzero = building (1 px = 1 m); ``tx``: (row, column) of the
-    transmitter, outside buildings; ``params``: overrides of
-    :class:`Propagation` (unknown keys raise ValueError).
-    Returns float32 dB in [-147, -47]; pixels inside buildings are -147 (grey 0). Convert with
-    :func:`gain_db_to_png` (what the dataset stores) or
-    :func:`genex.data.radio.gain_db_to_scaled` (what the
-    reader returns). To simulate many transmitters over one city, use
-    :class:`CityPropagator` (it caches corner visibility).
+    transmitter, outside buildings; ``params``: overrides of :class:`Propagation` (unknown keys
+    raise ValueError). Returns float32 dB in [-147, -47]; pixels inside buildings are -147
+    (grey 0). Convert with :func:`gain_db_to_png` (what the dataset stores) or
+    :func:`genex.data.radio.gain_db_to_scaled` (what the reader returns). To simulate many
+    transmitters over one city, use :class:`CityPropagator` (it caches corner visibility).
     """
     return CityPropagator(buildings, Propagation.from_params(params)).gain_db(tx)

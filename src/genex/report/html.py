@@ -9,7 +9,7 @@ references. ``genex report SECTION_DIR... --out results/report`` calls
 Section format (``section.json``; paths are relative to the section folder)::
 
     {
-      "id": "dataset-nsynth-sf",             # unique; letters, digits, '.', '_', '-'; names the asset folder
+      "id": "dataset-nsynth-sf",      # unique; letters, digits, '.', '_', '-'; names the asset folder
       "title": "NSynth-SF (embedded single notes)",
       "group": "Datasets",            # optional, default "Results"; groups are ordered by
                                       # params["group_order"] (default Datasets, Studies),

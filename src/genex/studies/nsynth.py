@@ -444,10 +444,6 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------------------ CLI
-def _common(p: argparse.ArgumentParser, threads: bool = False) -> None:
-    step_arguments(p, torch=threads)
-
-
 def register(subparsers) -> None:
     """Add `genex nsynth <step>`."""
     top = subparsers.add_parser("nsynth", help="the nsynth study: RDE with an inpainting GAN",
@@ -456,14 +452,14 @@ def register(subparsers) -> None:
 
     p = steps.add_parser("features", help="[2, 1024] log-frequency DFT magnitude/phase per note")
     p.add_argument("--root", required=True, help="the dataset folder (nsynth-sf or NSynth)")
-    _common(p)
+    step_arguments(p)
     p.set_defaults(func=cmd_features)
 
     p = steps.add_parser("train-classifier", help="train the instrument-family CNN Φ")
     p.add_argument("--features", required=True, help="the features step's folder")
     p.add_argument("--checkpoints", default=None,
                    help="checkpoint folder (default: <out>/../checkpoints/classifier)")
-    _common(p, threads=True)
+    step_arguments(p, torch=True)
     p.set_defaults(func=cmd_train_classifier)
 
     p = steps.add_parser("train-inpainter", help="train the inpainting GAN G and its critic")
@@ -471,7 +467,7 @@ def register(subparsers) -> None:
     p.add_argument("--classifier", required=True, help="train-classifier's folder")
     p.add_argument("--checkpoints", default=None,
                    help="checkpoint folder (default: <out>/../checkpoints/inpainter)")
-    _common(p, threads=True)
+    step_arguments(p, torch=True)
     p.set_defaults(func=cmd_train_inpainter)
 
     for name, func, text in (("explain-notes", cmd_explain_notes, "per-note RDE masks + audio"),
@@ -480,7 +476,7 @@ def register(subparsers) -> None:
         p.add_argument("--features", required=True)
         p.add_argument("--classifier", required=True)
         p.add_argument("--inpainter", required=True)
-        _common(p, threads=True)
+        step_arguments(p, torch=True)
         p.set_defaults(func=func)
 
     p = steps.add_parser("evaluate", help="in-distribution, faithfulness, sanity")
@@ -488,7 +484,7 @@ def register(subparsers) -> None:
     p.add_argument("--classifier", required=True)
     p.add_argument("--inpainter", required=True)
     p.add_argument("--notes", required=True, help="explain-notes' folder")
-    _common(p, threads=True)
+    step_arguments(p, torch=True)
     p.set_defaults(func=cmd_evaluate)
 
     p = steps.add_parser("report", help="metrics.json and the report section")
@@ -496,5 +492,5 @@ def register(subparsers) -> None:
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--metrics", required=True, help="metrics.json to write")
     p.add_argument("--curve", required=True, help="deletion-curve CSV to write (a DVC plot)")
-    _common(p)
+    step_arguments(p)
     p.set_defaults(func=cmd_report)

@@ -17,7 +17,6 @@ Heavy imports (torch, FrEIA, matplotlib) happen inside the steps, so `genex --he
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
@@ -113,10 +112,6 @@ def _report(args):
                               parse_params(args.params))
 
 
-def _common(p: argparse.ArgumentParser, params: bool = True, threads: bool = False) -> None:
-    step_arguments(p, params=params, torch=threads, out=False)
-
-
 def register(subparsers) -> None:
     """Add `genex piano <step>` to the CLI."""
     piano = subparsers.add_parser("piano", help="study: invertible network for transcription",
@@ -126,21 +121,21 @@ def register(subparsers) -> None:
     p = steps.add_parser("features", help="filterbank spectrograms and 185-d labels of a dataset")
     p.add_argument("--root", required=True, help="piano dataset folder (piano-sf, MAPS, MAESTRO)")
     p.add_argument("--out", required=True, help="feature folder (replaced atomically)")
-    _common(p)
+    step_arguments(p, out=False)
     p.set_defaults(func=_features)
 
     p = steps.add_parser("train-inn", help="train the invertible network")
     p.add_argument("--features", required=True)
     p.add_argument("--checkpoints", required=True, help="checkpoint folder (resume after a kill)")
     p.add_argument("--out", required=True, help="model file (.pt)")
-    _common(p, threads=True)
+    step_arguments(p, torch=True, out=False)
     p.set_defaults(func=_train_inn)
 
     p = steps.add_parser("predict", help="ŷ and ẑ of every frame, reconstruction error, latent stats")
     p.add_argument("--features", required=True)
     p.add_argument("--inn", required=True, help="trained INN (.pt)")
     p.add_argument("--out", required=True, help="prediction folder")
-    _common(p, params=False, threads=True)
+    step_arguments(p, params=False, torch=True, out=False)
     p.set_defaults(func=_predict)
 
     p = steps.add_parser("train-smoother", help="train a per-key RNN smoother on the INN's ŷ")
@@ -149,14 +144,14 @@ def register(subparsers) -> None:
     p.add_argument("--predictions", required=True)
     p.add_argument("--checkpoints", required=True)
     p.add_argument("--out", required=True, help="model file (.pt)")
-    _common(p, threads=True)
+    step_arguments(p, torch=True, out=False)
     p.set_defaults(func=_train_smoother)
 
     p = steps.add_parser("train-cnn", help="train the non-invertible framewise baseline")
     p.add_argument("--features", required=True)
     p.add_argument("--checkpoints", required=True)
     p.add_argument("--out", required=True, help="model file (.pt)")
-    _common(p, threads=True)
+    step_arguments(p, torch=True, out=False)
     p.set_defaults(func=_train_cnn)
 
     p = steps.add_parser("evaluate", help="framewise P/R/F1 of every model on the test pieces")
@@ -164,7 +159,7 @@ def register(subparsers) -> None:
     p.add_argument("--predictions", required=True)
     p.add_argument("--models", required=True, help="folder with gru.pt, lstm.pt, bigru.pt, cnn.pt")
     p.add_argument("--out", required=True)
-    _common(p, threads=True)
+    step_arguments(p, torch=True, out=False)
     p.set_defaults(func=_evaluate)
 
     p = steps.add_parser("inspect", help="figures, concept test and listenable backward samples")
@@ -172,7 +167,7 @@ def register(subparsers) -> None:
     p.add_argument("--predictions", required=True)
     p.add_argument("--inn", required=True)
     p.add_argument("--out", required=True)
-    _common(p, threads=True)
+    step_arguments(p, torch=True, out=False)
     p.set_defaults(func=_inspect)
 
     p = steps.add_parser("report", help="metrics.json and the report section")
@@ -182,5 +177,5 @@ def register(subparsers) -> None:
     p.add_argument("--inspection", required=True)
     p.add_argument("--metrics", required=True, help="metrics file to write")
     p.add_argument("--section", required=True, help="section folder to write")
-    _common(p)
+    step_arguments(p, out=False)
     p.set_defaults(func=_report)

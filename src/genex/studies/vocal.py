@@ -197,10 +197,6 @@ def _copy_atomic(src: Path, dst: Path) -> None:
 
 # ----------------------------------------------------------------------------- registration
 
-def _common(p: argparse.ArgumentParser, torch_args: bool = True) -> None:
-    step_arguments(p, torch=torch_args, out=False)
-
-
 def register(subparsers) -> None:
     """Add ``genex vocal <step>`` to the genex command line."""
     vocal = subparsers.add_parser("vocal", help="study: GAN activation maximisation of a singing-voice detector",
@@ -209,7 +205,7 @@ def register(subparsers) -> None:
 
     p = steps.add_parser("features", help="log-mel features and excerpt labels of a Jamendo-layout corpus")
     p.add_argument("--root", required=True, help="the corpus folder (audio/, labels/, filelists/)")
-    _common(p, torch_args=False)
+    step_arguments(p, out=False)
     p.add_argument("--out", required=True, help="features folder (replaced atomically)")
     p.set_defaults(func=cmd_features)
 
@@ -217,7 +213,7 @@ def register(subparsers) -> None:
                              ("train-gan", cmd_train_gan, "the DCGAN on excerpts")):
         p = steps.add_parser(name, help=f"train {what} (checkpoints, resume, best on validation)")
         p.add_argument("--features", required=True, help="features folder")
-        _common(p)
+        step_arguments(p, torch=True, out=False)
         p.add_argument("--checkpoints", required=True, help="checkpoint folder (kept across kills)")
         p.add_argument("--out", required=True, help="model folder (replaced atomically)")
         p.set_defaults(func=func)
@@ -225,7 +221,7 @@ def register(subparsers) -> None:
     p = steps.add_parser("evaluate-detector", help="frame-level accuracy, AUC, F1 on the test songs")
     p.add_argument("--features", required=True)
     p.add_argument("--detector", required=True, help="detector model folder")
-    _common(p)
+    step_arguments(p, torch=True, out=False)
     p.add_argument("--out", required=True, help="evaluation JSON")
     p.set_defaults(func=cmd_evaluate_detector)
 
@@ -233,14 +229,14 @@ def register(subparsers) -> None:
     p.add_argument("--features", required=True)
     p.add_argument("--detector", required=True, help="detector model folder")
     p.add_argument("--gan", required=True, help="DCGAN model folder")
-    _common(p)
+    step_arguments(p, torch=True, out=False)
     p.add_argument("--out", required=True, help="AM results folder (replaced atomically)")
     p.set_defaults(func=cmd_activation_max)
 
     p = steps.add_parser("report", help="metrics.json and the report section")
     for name in ("features", "evaluation", "detector", "gan", "am"):
         p.add_argument(f"--{name}", required=True)
-    _common(p, torch_args=False)
+    step_arguments(p, out=False)
     p.add_argument("--metrics", required=True, help="metrics JSON")
     p.add_argument("--section", required=True, help="section folder (replaced atomically)")
     p.add_argument("--curves", nargs=2, metavar=("DETECTOR_CSV", "GAN_CSV"),

@@ -12,8 +12,6 @@ from datetime import datetime, timezone
 import numpy as np
 
 
-
-
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed Python, NumPy and (if imported) torch; return a fresh NumPy generator."""
     random.seed(seed)
