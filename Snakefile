@@ -21,17 +21,11 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/data.smk"
 
 
-# studies (each registers its metrics and report section in STUDIES)
-include: "workflow/rules/nsynth.smk"
+# the studies of the registry (genex.studies), one rule file each: workflow/rules/<study>.smk,
+# which writes results/<study>/metrics.json and results/<study>/section
+for study in STUDY_NAMES:
 
-
-include: "workflow/rules/piano.smk"
-
-
-include: "workflow/rules/vocal.smk"
-
-
-include: "workflow/rules/radio.smk"
+    include: os.path.join("workflow", "rules", f"{study}.smk")
 
 
 include: "workflow/rules/report.smk"

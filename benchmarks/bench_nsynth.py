@@ -15,14 +15,14 @@ import platform
 import time
 from pathlib import Path
 
-# sleeping (not spinning) OpenMP waits, as the study's steps use (see genex.studies.nsynth)
+# sleeping (not spinning) OpenMP waits, as the study's steps use (see genex.studies.nsynth.steps)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402 - after the OpenMP setting
 
 from genex.xai import RDEL1, ComponentMap, RDEConcrete  # noqa: E402
-from genex.explain.nsynth import generative_infiller  # noqa: E402
-from genex.models.nsynth import Inpainter, InstrumentCNN  # noqa: E402
+from genex.studies.nsynth.explain import generative_infiller  # noqa: E402
+from genex.studies.nsynth.models import Inpainter, InstrumentCNN  # noqa: E402
 
 
 def _rate(explainer, x: torch.Tensor, device: torch.device, one_at_a_time: bool) -> float:

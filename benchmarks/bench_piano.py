@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from genex.models.inn import PianoINN, clamp_gradients, inn_losses, make_optimizer
+from genex.studies.piano.inn import PianoINN, clamp_gradients, inn_losses, make_optimizer
 
 
 def frames_per_second(device: torch.device, batch: int, projections: int, steps: int,

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genex.explain.radio_explain import pursue
-from genex.explain.radio_infill import make_infiller
-from genex.explain.radio_query import radio_components
-from genex.features.radio import planted_scene, sample_measurements
-from genex.models.radio_unet import RadioWNet
+from genex.studies.radio.explain import pursue
+from genex.studies.radio.infill import make_infiller
+from genex.studies.radio.query import radio_components
+from genex.studies.radio.features import planted_scene, sample_measurements
+from genex.studies.radio.models import RadioWNet
 
 
 def scene(resolution: int, measurements: int) -> tuple[np.ndarray, tuple]:

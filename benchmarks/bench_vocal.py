@@ -18,12 +18,12 @@ import platform
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the workflow's steps (genex.studies.vocal)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the workflow's steps (genex.studies.vocal.steps)
 import torch  # noqa: E402
 import yaml
 
 from genex.xai.activation import maximise, trajectories
-from genex.models.vocal import Generator, VocalDetector
+from genex.studies.vocal.models import Generator, VocalDetector
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from genex.train import Checkpointer, TrainState, epoch_rng, fingerprint
+from genex.pipeline.checkpoint import Checkpointer, TrainState, epoch_rng, fingerprint
 
 
 def _train(folder, epochs, stop_after=None, fp="a"):

@@ -7,10 +7,24 @@ import copy
 import jsonschema
 import pytest
 import yaml
+import sys
+
 from conftest import REPO, run, snakemake_cmd
-from snakemake.utils import update_config, validate
+from snakemake.utils import update_config
+
+sys.path.insert(0, str(REPO / "workflow" / "lib"))
+import config_schema  # noqa: E402
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def validate(config: dict, schema: str = str(SCHEMA)) -> None:
+    """Validate and fill defaults as the workflow does: the schema file plus the registry."""
+    config_schema.validate(config, schema, REPO / "src")
+
+
+def full_schema() -> dict:
+    return config_schema.schema(SCHEMA, REPO / "src")
 
 
 def load(name: str) -> dict:
@@ -67,11 +81,38 @@ def test_wrong_type_is_rejected():
         jsonschema.validate(config, yaml.safe_load(SCHEMA.read_text()))
 
 
+@pytest.mark.parametrize("name", ["config.yaml", "tiny.yaml", "paper.yaml"])
+def test_defaults_are_filled_as_snakemake_fills_them(name):
+    """The workflow fills defaults itself (the schema is completed from the registry first):
+    every key but the registry's sources comes out as Snakemake's validate makes it."""
+    from snakemake.utils import validate as snakemake_validate
+
+    ours, theirs = profile(name), profile(name)
+    validate(ours)
+    snakemake_validate(theirs, str(SCHEMA))
+    assert ours.pop("sources") == {"nsynth": "nsynth-sf", "piano": "piano-sf", "vocal": "vocal-sf",
+                                   "radio": "radio-sim", **theirs.pop("sources")}
+    assert ours == theirs
+
+
+def test_the_sources_choices_come_from_the_registry():
+    from genex.studies import studies
+
+    sources = full_schema()["properties"]["sources"]["properties"]
+    assert sources == {s.name: {"type": "string", "enum": [d.name for d in s.datasets],
+                                "default": s.datasets[0].name,
+                                "description": f"Source of the {s.name} study."} for s in studies()}
+    config = profile("config.yaml")
+    config["sources"]["piano"] = "radio-sim"
+    with pytest.raises(ValueError, match="sources.piano: 'radio-sim' is not one of"):
+        validate(config)
+
+
 def test_config_yaml_states_every_key_once_and_the_schema_agrees():
     """config.yaml holds every key the schema knows, documented there; a default the schema
     also gives must be the same value (one default, not two that drift apart)."""
     config = load("config.yaml")
-    schema = yaml.safe_load(SCHEMA.read_text())
+    schema = full_schema()
     problems = []
 
     def walk(node, spec, path):

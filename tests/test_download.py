@@ -20,13 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from genex.data.download import DownloadError, download_file, extract_archive
-from genex.data.real import (
-    download_jamendo,
-    download_maestro,
-    download_nsynth,
-    download_radiomapseer,
-)
+from genex.pipeline.download import DownloadError, download_file, extract_archive
+from genex.studies.nsynth.download import download_nsynth
+from genex.studies.piano.download import download_maestro
+from genex.studies.radio.download import download_radiomapseer
+from genex.studies.vocal.download import download_jamendo
 
 FAST = {"retries": 3, "backoff": 0.0, "timeout": 5.0}
 

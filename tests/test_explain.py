@@ -397,8 +397,8 @@ def test_matching_pursuit_per_input_class_targets_batched():
 
 def test_radio_explanations_run_a_model_without_parameters():
     """``next(model.parameters())`` raised a bare StopIteration for a fixed-function Φ."""
-    from genex.explain.radio_explain import explain_one, planted_rank
-    from genex.features.radio import planted_scene
+    from genex.studies.radio.explain import explain_one, planted_rank
+    from genex.studies.radio.features import planted_scene
 
     class Shadow(nn.Module):  # no parameters, no buffers: the map dims where buildings are
         def forward(self, z):

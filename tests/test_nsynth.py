@@ -17,15 +17,15 @@ import torch
 from torch import nn
 
 from genex.xai import BlurInfiller, MeanInfiller, NoiseInfiller, ZeroInfiller
-from genex.explain.nsynth import (
+from genex.studies.nsynth.explain import (
     class_query,
     explain_notes,
     generative_infiller,
     keep_top,
     select_notes,
 )
-from genex.features.spectrum import log_frequencies, note_spectrum, resynthesise
-from genex.models.nsynth import Critic, Inpainter, InstrumentCNN, count_parameters
+from genex.studies.nsynth.spectrum import log_frequencies, note_spectrum, resynthesise
+from genex.studies.nsynth.models import Critic, Inpainter, InstrumentCNN, count_parameters
 
 SHAPE = (2, 1024)
 BAND = list(range(400, 440))  # planted: magnitude bins 400..439 (≈ 0.6–0.8 kHz)
@@ -174,8 +174,8 @@ CLF_PARAMS = dict(n_classes=11, width=4, hidden=16, dropout=0.0, epochs=3, batch
 
 
 def test_classifier_training_resumes_after_a_kill(tmp_path, monkeypatch, caplog):
-    from genex.train import checkpoint as ckpt_mod
-    from genex.train.nsynth import train_classifier
+    from genex.pipeline import checkpoint as ckpt_mod
+    from genex.studies.nsynth.train import train_classifier
 
     data = _toy_data()
     torch.manual_seed(0)
@@ -197,7 +197,7 @@ def test_classifier_training_resumes_after_a_kill(tmp_path, monkeypatch, caplog)
         train_classifier(data, CLF_PARAMS, 0, torch.device("cpu"), tmp_path / "b")
     monkeypatch.setattr(ckpt_mod.Checkpointer, "save", real_save)
     torch.manual_seed(123)  # a resumed run must not depend on the global seed at start
-    with caplog.at_level(logging.INFO, logger="genex.train"):
+    with caplog.at_level(logging.INFO, logger="genex.pipeline.checkpoint"):
         resumed, state_b = train_classifier(data, CLF_PARAMS, 0, torch.device("cpu"), tmp_path / "b")
     assert "resumed from checkpoint" in caplog.text and "at epoch 2" in caplog.text
     assert state_b.epoch == 3 and state_b.history == state.history
@@ -224,7 +224,7 @@ def _lookup(tree: dict, dotted: str):
 
 
 def test_tiny_run_writes_metrics_and_a_valid_section(tiny_run):
-    from genex.report.html import load_section
+    from genex.pipeline.report.html import load_section
 
     metrics = json.loads((tiny_run / "results/nsynth/metrics.json").read_text())
     for key in METRIC_KEYS:

@@ -13,8 +13,8 @@ import pytest
 import soundfile as sf
 import yaml
 
-from genex.data.nsynth import COLUMNS, FAMILIES, SOURCES, SPLITS, load_note, read_nsynth
-from genex.data.nsynth_sf import (
+from genex.studies.nsynth.data import COLUMNS, FAMILIES, SOURCES, SPLITS, load_note, read_nsynth
+from genex.studies.nsynth.render import (
     FAMILY_PROGRAMS,
     Instrument,
     choose_programs,

@@ -15,10 +15,10 @@ import torch
 import yaml
 from conftest import run, snakemake_cmd
 
-from genex.features.piano_dataset import FrameSet
-from genex.features.piano_labels import N_KEYS, PHASE, VELOCITY, Y_DIM
-from genex.models.piano_temporal import PAPER_SMOOTHER_PARAMS, FramewiseCNN, KeySmoother
-from genex.utils import load_tensors
+from genex.studies.piano.features import FrameSet
+from genex.studies.piano.labels import N_KEYS, PHASE, VELOCITY, Y_DIM
+from genex.studies.piano.models import PAPER_SMOOTHER_PARAMS, FramewiseCNN, KeySmoother
+from genex.pipeline import load_tensors
 
 MODELS = ("inn_threshold", "inn_gru", "inn_lstm", "inn_bigru", "cnn_baseline")
 
@@ -39,7 +39,7 @@ def test_cnn_baseline_is_about_as_large_as_the_inn():
 
 
 def test_key_sequences_targets():
-    from genex.train.piano import key_sequences
+    from genex.studies.piano.train import key_sequences
 
     y = np.zeros((6, Y_DIM), np.float32)
     y[1:4, PHASE][:, 5] = [5.0, 4.95, 4.9]
@@ -89,7 +89,7 @@ class Killed(Exception):
 
 def test_inn_training_resumes_after_a_kill_to_the_same_weights(tmp_path, monkeypatch):
     """A run killed after its first checkpoint and restarted ends with bit-equal weights."""
-    import genex.train.piano as tp
+    import genex.studies.piano.train as tp
 
     data = synthetic_frames()
     cpu = torch.device("cpu")
@@ -114,7 +114,7 @@ def test_inn_training_resumes_after_a_kill_to_the_same_weights(tmp_path, monkeyp
 
 
 def test_inn_training_learns_and_stays_invertible(tmp_path):
-    import genex.train.piano as tp
+    import genex.studies.piano.train as tp
 
     data = synthetic_frames()
     params = INN_PARAMS | {"epochs": 6, "lr": 3e-3}
@@ -130,7 +130,7 @@ def test_inn_training_learns_and_stays_invertible(tmp_path):
 
 
 def test_smoother_and_cnn_train_and_write_their_models(tmp_path):
-    import genex.train.piano as tp
+    import genex.studies.piano.train as tp
 
     data = synthetic_frames()
     cpu = torch.device("cpu")
@@ -148,7 +148,7 @@ def test_smoother_and_cnn_train_and_write_their_models(tmp_path):
 # ----------------------------------------------------------------------------- backward tools
 
 def test_denoise_and_concept_quantiles():
-    from genex.explain.piano_inspect import denoise_labels, quantile_table
+    from genex.studies.piano.inspection import denoise_labels, quantile_table
 
     y = np.array([[0.2, 0.6, -0.1]], np.float32)
     np.testing.assert_allclose(denoise_labels(y, 0.5), [[0.0, 0.6, 0.0]])
@@ -158,7 +158,7 @@ def test_denoise_and_concept_quantiles():
 
 
 def test_latent_statistics_of_a_normal_sample():
-    from genex.explain.piano_eval import latent_statistics
+    from genex.studies.piano.evaluate import latent_statistics
 
     z = np.random.default_rng(0).standard_normal((4000, 9))
     stats = latent_statistics(z)
@@ -170,7 +170,7 @@ def test_latent_statistics_of_a_normal_sample():
 # ----------------------------------------------------------------------------- tiny DAG
 
 def test_tiny_run_writes_piano_metrics_and_section(tiny_run):
-    from genex.report.html import load_section
+    from genex.pipeline.report.html import load_section
 
     metrics = json.loads((tiny_run / "results" / "piano" / "metrics.json").read_text())
     assert metrics["inn"]["reconstruction_max_abs_error"] <= 1e-4

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from genex.features import filterbank as fbk
-from genex.features import piano_labels as pl
-from genex.metrics.framewise import framewise_prf, framewise_prf_pieces, mean_prf
-from genex.metrics.swd import random_projections, sliced_wasserstein
-from genex.models import inn
+from genex.studies.piano import filterbank as fbk
+from genex.studies.piano import labels as pl
+from genex.studies.piano.framewise import framewise_prf, framewise_prf_pieces, mean_prf
+from genex.studies.piano.swd import random_projections, sliced_wasserstein
+from genex.studies.piano import inn
 
 SR = fbk.SAMPLE_RATE
 

@@ -13,8 +13,8 @@ import yaml
 from conftest import REPO
 from snakemake.utils import update_config
 
-from genex.data import piano_sf
-from genex.data.piano import (
+from genex.studies.piano import render as piano_sf
+from genex.studies.piano.data import (
     COLUMNS,
     MAX_PITCH,
     MIN_PITCH,
@@ -24,7 +24,7 @@ from genex.data.piano import (
     read_piano,
     write_midi,
 )
-from genex.utils import read_json, write_wav
+from genex.pipeline import read_json, write_wav
 
 SEED = 1234
 FRAME = 0.05  # seconds per RMS frame in the audio checks
@@ -182,7 +182,7 @@ def test_isolated_notes_sound_then_decay(index, params):
 
 
 def test_pedal_changes_the_audio(tmp_path, params):
-    from genex.data.soundfont import SoundfontSynth
+    from genex.pipeline.soundfont import SoundfontSynth
 
     source = piano_sf.corpus_pool()[1][0]  # a chorale
     perf = piano_sf.perform(source, {**params, "pedal_share": 1.0}, SEED)
@@ -196,7 +196,7 @@ def test_pedal_changes_the_audio(tmp_path, params):
 
 def test_renderer_plays_exactly_the_ground_truth(tmp_path, params, monkeypatch):
     """The synthesiser receives the notes and CC64 events that the .mid files hold."""
-    from genex.data import soundfont
+    from genex.pipeline import soundfont
 
     played = []
 

@@ -11,21 +11,21 @@ import pytest
 import torch
 from torch import nn
 
-from genex.explain.radio_explain import planted_rank, pursue
-from genex.explain.radio_infill import PhiGtSampler, make_infiller
-from genex.explain.radio_query import (
+from genex.studies.radio.explain import planted_rank, pursue
+from genex.studies.radio.infill import PhiGtSampler, make_infiller
+from genex.studies.radio.query import (
     distortion_curve,
     nearest_order,
     radio_components,
     random_orders,
 )
-from genex.features.radio import (
+from genex.studies.radio.features import (
     block_mean,
     building_components,
     free_space_gain,
     planted_scene,
 )
-from genex.models.radio_unet import RadioWNet
+from genex.studies.radio.models import RadioWNet
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -52,8 +52,8 @@ class SimulatorModel(nn.Module):
         self.scale, self.tx = scale, tx
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from genex.data.radio import gain_db_to_scaled
-        from genex.data.radio_sim import CityPropagator
+        from genex.studies.radio.data import gain_db_to_scaled
+        from genex.studies.radio.render import CityPropagator
 
         f, out = self.scale, []
         for b in x[:, 0].detach().cpu().numpy():
@@ -148,7 +148,7 @@ def test_orders_nearest_and_random():
 # --- the planted scene ------------------------------------------------------------------------
 
 def test_planted_building_stands_on_the_line_of_sight():
-    from genex.data.radio_sim import CityPropagator
+    from genex.studies.radio.render import CityPropagator
 
     scene = planted_scene(32, 2.0, 4)
     r0, c0, r1, c1 = scene["box"]
@@ -191,8 +191,8 @@ def test_batched_candidates_choose_as_one_at_a_time_and_beat_random():
 
 @pytest.fixture(scope="module")
 def features(tmp_path_factory) -> Path:
-    from genex.data.radio_sim import render
-    from genex.features.radio import build_features
+    from genex.studies.radio.render import render
+    from genex.studies.radio.features import build_features
 
     root = tmp_path_factory.mktemp("radio")
     data, out = root / "data", root / "features"
@@ -210,7 +210,7 @@ TRAIN = {"width": 2, "depth": 2, "chained": True, "epochs": 2, "batch_size": 4, 
 
 
 def test_training_resumes_after_a_kill_as_if_never_stopped(features, tmp_path, monkeypatch):
-    import genex.train.radio as tr
+    import genex.studies.radio.train as tr
 
     full = tr.train_model("phi", features, TRAIN, 0, torch.device("cpu"), tmp_path / "a", tmp_path / "a.pt")
     calls = {"n": 0}
@@ -236,7 +236,7 @@ def test_training_resumes_after_a_kill_as_if_never_stopped(features, tmp_path, m
 # --- the tiny pipeline ------------------------------------------------------------------------
 
 def test_tiny_run_writes_radio_metrics_and_a_valid_section(tiny_run):
-    from genex.report.html import load_section
+    from genex.pipeline.report.html import load_section
 
     metrics = json.loads((tiny_run / "results" / "radio" / "metrics.json").read_text())
     for model in ("phi", "phi_gt", "free_space"):

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genex.data import radio_sim
-from genex.data.radio import (
+from genex.studies.radio import render as radio_sim
+from genex.studies.radio.data import (
     GAIN_DB_MAX,
     GAIN_DB_MIN,
     RadioMapSeer,
     gain_db_to_png,
     png_to_gain,
 )
-from genex.data.radio_sim import simulate_gain
+from genex.studies.radio.render import simulate_gain
 
 TINY = {"maps": 6, "transmitters": 3, "size": 64, "buildings_missing_levels": 4,
         "buildings_missing_versions": 2, "simulator": "DPM", "workers": 1}

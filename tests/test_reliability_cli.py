@@ -157,7 +157,7 @@ def test_killed_render_leftover_is_removed_by_the_next_render(tmp_path):
     _, err = proc.communicate()
     assert proc.returncode == 0, err[-3000:]
     assert not list(tmp_path.glob(".radio-sim.*")), sorted(p.name for p in tmp_path.iterdir())
-    from genex.data.radio import RadioMapSeer
+    from genex.studies.radio.data import RadioMapSeer
 
     assert json.loads((out / "genex.json").read_text())["dataset"] == "radio-sim"
     reader = RadioMapSeer(out)

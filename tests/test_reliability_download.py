@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-import genex.data.download as dl
-from genex.data.download import DownloadError, download_file, extract_archive
-from genex.data.real import download_nsynth, download_radiomapseer, fetch
+import genex.pipeline.download as dl
+from genex.pipeline.download import DownloadError, download_file, extract_archive
+from genex.pipeline.real import fetch
+from genex.studies.nsynth.download import download_nsynth
+from genex.studies.radio.download import download_radiomapseer
 from test_download import (  # noqa: F401 - fixtures
     BIG,
     FAST,

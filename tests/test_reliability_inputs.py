@@ -197,7 +197,7 @@ PIANO_SECONDS = 0.5
 def piano_root(tmp_path, bad: tuple[np.ndarray, int] | None, layout: str = "piano-sf",
                sr: int = 44100):
     """Two recordings (a train and a test piece); the train one is ``bad`` if given."""
-    from genex.data.piano import COLUMNS, write_midi
+    from genex.studies.piano.data import COLUMNS, write_midi
 
     root = tmp_path / "piano"
     notes = pd.DataFrame([(0.0, 0.3, 60, 80)], columns=["start", "end", "pitch", "velocity"])
@@ -258,7 +258,7 @@ SONG_SECONDS = 0.5
 
 def vocal_root(tmp_path, bad: tuple[np.ndarray, int], vocal_sf: bool = True):
     """A vocal-sf corpus of three songs; ``song_b`` (train) is ``bad``."""
-    from genex.data.vocal import write_filelists, write_lab
+    from genex.studies.vocal.data import write_filelists, write_lab
 
     root = tmp_path / "vocal"
     names = ["song_a.wav", "song_b.wav", "song_c.wav"]
@@ -386,9 +386,10 @@ def test_radio_features_refuse_a_bad_map(tmp_path, caplog, problem, text):
 
 def test_the_summary_of_maestro_reports_its_two_sample_rates(tmp_path):
     # MAESTRO v3 mixes 44.1 and 48 kHz; the summary stopped the run: "mixed sample rates"
-    from genex.report.datasets import summarize
+    from genex.pipeline.report.datasets import summarize
+    from genex.studies import dataset
 
     root, _ = piano_root(tmp_path, (tone(PIANO_SECONDS, 48000), 48000), layout="maestro")
-    stats = summarize("maestro", root, tmp_path / "summary",
+    stats = summarize(dataset("maestro"), root, tmp_path / "summary",
                       {"examples_per_dataset": 1, "spectrogram_seconds": 0.25, "example_seconds": 0.25}, seed=0)
     assert stats["sample_rate"] == [44100, 48000]

@@ -19,7 +19,7 @@ import pytest
 import torch
 from conftest import BIN, run
 
-from genex.utils import load_arrays, load_tensors, save_tensors
+from genex.pipeline import load_arrays, load_tensors, save_tensors
 
 
 class Payload:
@@ -74,7 +74,7 @@ LENGTH = 256
 
 
 def nsynth_features(folder: Path) -> dict:
-    from genex.data.nsynth import FAMILIES
+    from genex.studies.nsynth.data import FAMILIES
 
     n = 6
     feats = {"x": torch.randn(n, 2, LENGTH), "family": torch.arange(n) % 11,
@@ -88,8 +88,8 @@ def nsynth_features(folder: Path) -> dict:
 
 
 def nsynth_models(root: Path):
-    from genex.models.nsynth import Inpainter, InstrumentCNN
-    from genex.studies.nsynth import save_classifier, save_inpainter
+    from genex.studies.nsynth.models import Inpainter, InstrumentCNN
+    from genex.studies.nsynth.outputs import save_classifier, save_inpainter
 
     torch.manual_seed(0)
     clf, inp = InstrumentCNN(11, 2, 4), Inpainter(LENGTH, 0.125)
@@ -116,7 +116,7 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 def test_nsynth_files_round_trip_and_a_planted_entry_is_refused(tmp_path, marker):
-    from genex.studies.nsynth import load_classifier, load_features, load_inpainter
+    from genex.studies.nsynth.outputs import load_classifier, load_features, load_inpainter
 
     feats = nsynth_features(tmp_path / "features")
     assert equal(load_features(tmp_path / "features"), feats)
@@ -132,7 +132,7 @@ def test_nsynth_files_round_trip_and_a_planted_entry_is_refused(tmp_path, marker
 
 @pytest.mark.parametrize("kind", ["features", "classifier", "inpainter", "masks", "scores"])
 def test_nsynth_loader_refuses_a_planted_file(tmp_path, marker, kind):
-    from genex.studies import nsynth as ns
+    from genex.studies.nsynth import outputs as ns
 
     name = {"features": "features.pt", "masks": "masks.pt", "scores": "scores.pt"}.get(kind, "model.pt")
     path = plant_pt(tmp_path / kind / name, marker)
@@ -140,7 +140,7 @@ def test_nsynth_loader_refuses_a_planted_file(tmp_path, marker, kind):
 
 
 def test_nsynth_report_refuses_planted_scores(tmp_path, marker):
-    from genex.report.nsynth import write_section
+    from genex.studies.nsynth.report import write_section
 
     nsynth_features(tmp_path / "features")
     (tmp_path / "notes").mkdir()
@@ -183,8 +183,8 @@ def vocal_features(folder: Path) -> None:
 
 
 def test_vocal_models_round_trip_and_a_planted_entry_is_refused(tmp_path, marker):
-    from genex.studies.vocal import MODEL_FILE, _save_model, load_detector, load_generator
-    from genex.train.vocal import build_detector, build_gan
+    from genex.studies.vocal.steps import MODEL_FILE, _save_model, load_detector, load_generator
+    from genex.studies.vocal.train import build_detector, build_gan
 
     vocal_features(tmp_path / "features")
     torch.manual_seed(0)
@@ -207,7 +207,7 @@ def test_vocal_models_round_trip_and_a_planted_entry_is_refused(tmp_path, marker
 
 
 def test_vocal_features_refuse_planted_arrays(tmp_path, marker):
-    from genex.features.vocal_mel import load_split, load_stats
+    from genex.studies.vocal.features import load_split, load_stats
 
     good = {"mel": np.zeros((4, N_MELS), np.float32), "centres": np.arange(2), "labels": np.zeros(2),
             "song": np.zeros(2, np.int64), "songs": np.array(["a"])}
@@ -240,7 +240,7 @@ def test_genex_vocal_refuses_planted_model_and_features(tmp_path, marker):
 # ---------------------------------------------------------------------------------- piano
 
 def frame_set():
-    from genex.features.piano_dataset import FrameSet
+    from genex.studies.piano.features import FrameSet
 
     rng = np.random.default_rng(0)
     return FrameSet(x=rng.random((20, 144), dtype=np.float32), y=rng.random((20, 185), dtype=np.float32),
@@ -250,9 +250,9 @@ def frame_set():
 
 
 def test_piano_files_round_trip_and_a_planted_entry_is_refused(tmp_path, marker):
-    import genex.train.piano as tp
-    from genex.features.piano_dataset import FrameSet
-    from genex.models.piano_temporal import FramewiseCNN, make_smoother
+    import genex.studies.piano.train as tp
+    from genex.studies.piano.features import FrameSet
+    from genex.studies.piano.models import FramewiseCNN, make_smoother
 
     frames = frame_set()
     frames.save(tmp_path / "pieces.npz")
@@ -283,7 +283,7 @@ def test_piano_files_round_trip_and_a_planted_entry_is_refused(tmp_path, marker)
 
 
 def test_piano_evaluation_refuses_planted_predictions(tmp_path, marker):
-    from genex.explain.piano_eval import test_rolls
+    from genex.studies.piano.evaluate import test_rolls
 
     (tmp_path / "features").mkdir()
     frame_set().save(tmp_path / "features" / "pieces.npz")
@@ -323,9 +323,9 @@ def radio_features(folder: Path) -> dict:
 
 
 def test_radio_files_round_trip_and_a_planted_entry_is_refused(tmp_path, marker):
-    from genex.features.radio import load_split
-    from genex.models.radio_unet import build_model
-    from genex.train.radio import load_model, load_summary, save_model
+    from genex.studies.radio.features import load_split
+    from genex.studies.radio.models import build_model
+    from genex.studies.radio.train import load_model, load_summary, save_model
 
     test = radio_features(tmp_path / "features")
     back = load_split(tmp_path / "features", "test")
@@ -350,7 +350,7 @@ def test_radio_files_round_trip_and_a_planted_entry_is_refused(tmp_path, marker)
 
 
 def test_radio_section_refuses_planted_maps(tmp_path, marker):
-    from genex.report.radio import write_section
+    from genex.studies.radio.report import write_section
 
     (tmp_path / "metrics.json").write_text("{}")
     (tmp_path / "explain").mkdir()

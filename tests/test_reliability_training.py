@@ -1,7 +1,7 @@
 """Reliability of training (library level, seconds): every one of the eight training loops
 
 * stops on a non-finite loss with an error naming the epoch and step, and writes nothing;
-* writes checkpoints that load with ``weights_only=True`` (``genex.utils.io.load_tensors``);
+* writes checkpoints that load with ``weights_only=True`` (``genex.pipeline.io.load_tensors``);
 
 and the Checkpointer
 
@@ -24,8 +24,8 @@ from test_nsynth import CLF_PARAMS, _toy_data
 from test_piano import INN_PARAMS, synthetic_frames
 from test_vocal import POOL, synthetic_split
 
-from genex.train import checkpoint
-from genex.utils.io import load_tensors
+from genex.pipeline import checkpoint
+from genex.pipeline.io import load_tensors
 
 CPU = torch.device("cpu")
 SMOOTHER = {"hidden": 4, "layers": 1, "dropout": 0.0, "optimizer": "adam", "lr": 0.01,
@@ -47,7 +47,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def radio_data(tmp_path_factory) -> Path:
-    from genex.data.radio_sim import render
+    from genex.studies.radio.render import render
 
     data = tmp_path_factory.mktemp("radio") / "data"
     data.mkdir()
@@ -57,7 +57,7 @@ def radio_data(tmp_path_factory) -> Path:
 
 
 def _radio_features(radio_data: Path, out: Path, nan: bool) -> Path:
-    from genex.features.radio import build_features
+    from genex.studies.radio.features import build_features
 
     out.mkdir(parents=True)
     build_features(radio_data, out, {"resolution": 16, "simulator": "DPM", "missing_levels": [1],
@@ -73,7 +73,10 @@ def _radio_features(radio_data: Path, out: Path, nan: bool) -> Path:
 def train(loop: str, tmp: Path, radio_data: Path, nan: bool = False):
     """Run one training loop on small synthetic data (NaN inputs when ``nan``); returns the
     checkpoint folder and the model file (or None where the loop writes no file itself)."""
-    from genex.train import nsynth, piano, radio, vocal
+    from genex.studies.nsynth import train as nsynth
+    from genex.studies.piano import train as piano
+    from genex.studies.radio import train as radio
+    from genex.studies.vocal import train as vocal
 
     ckpt, out = tmp / "ckpt", tmp / "model.pt"
     torch.manual_seed(0)
@@ -84,7 +87,7 @@ def train(loop: str, tmp: Path, radio_data: Path, nan: bool = False):
         if loop == "classifier":
             nsynth.train_classifier(data, CLF_PARAMS | {"epochs": 2}, 0, CPU, ckpt)
         else:
-            from genex.models.nsynth import InstrumentCNN
+            from genex.studies.nsynth.models import InstrumentCNN
 
             clf = InstrumentCNN(11, 4, 16, 0.0)
             nsynth.train_inpainter(data, clf, INPAINTER, 0, CPU, ckpt)
@@ -164,7 +167,7 @@ class Killed(Exception):
 
 def _train_toy(folder: Path, inputs: dict, epochs: int = 3, die_after: int | None = None):
     """The classifier on toy data; ``die_after``: killed right after that epoch's checkpoint."""
-    from genex.train.nsynth import train_classifier
+    from genex.studies.nsynth.train import train_classifier
 
     real_save = checkpoint.Checkpointer.save
 
@@ -192,7 +195,7 @@ def test_a_changed_input_file_or_code_trains_from_scratch_and_says_what_changed(
     inputs = {"features": feats, "classifier": upstream}
     with pytest.raises(Killed):
         _train_toy(tmp_path / "ck", inputs, die_after=1)
-    with caplog.at_level(logging.INFO, logger="genex.train"), pytest.raises(Killed):
+    with caplog.at_level(logging.INFO, logger="genex.pipeline.checkpoint"), pytest.raises(Killed):
         _train_toy(tmp_path / "ck", inputs, die_after=2)
     assert "resumed from checkpoint" in caplog.text and "at epoch 1" in caplog.text  # same inputs
 
@@ -200,7 +203,7 @@ def test_a_changed_input_file_or_code_trains_from_scratch_and_says_what_changed(
     with open(feats / "features.pt", "r+b") as fh:  # same size, one byte late in the file
         fh.seek(2_999_999)
         fh.write(b"b")
-    with caplog.at_level(logging.INFO, logger="genex.train"), pytest.raises(Killed):
+    with caplog.at_level(logging.INFO, logger="genex.pipeline.checkpoint"), pytest.raises(Killed):
         _train_toy(tmp_path / "ck", inputs, die_after=1)
     assert "(inputs changed: features); discarding" in caplog.text, caplog.text
     assert "training from scratch" in caplog.text and "resumed" not in caplog.text
@@ -208,7 +211,7 @@ def test_a_changed_input_file_or_code_trains_from_scratch_and_says_what_changed(
     caplog.clear()
     monkeypatch.setattr(checkpoint, "code_digest", lambda: "another-code")
     (upstream / "model.pt").write_bytes(b"n")
-    with caplog.at_level(logging.INFO, logger="genex.train"):
+    with caplog.at_level(logging.INFO, logger="genex.pipeline.checkpoint"):
         _, state = _train_toy(tmp_path / "ck", inputs)
     assert "inputs changed: classifier, code" in caplog.text and "resumed" not in caplog.text
     assert [h["epoch"] for h in state.history] == [1, 2, 3]
@@ -218,7 +221,7 @@ def test_code_digest_covers_the_genex_sources():
     import genex
 
     root = Path(genex.__file__).parent
-    assert (root / "train" / "checkpoint.py").is_file()
+    assert (root / "pipeline" / "checkpoint.py").is_file()
     assert checkpoint.code_digest() == checkpoint.code_digest.__wrapped__()
     assert len(checkpoint.code_digest()) == 16
 
@@ -265,7 +268,7 @@ def test_a_corrupt_checkpoint_is_discarded_named_and_training_starts_again(name,
         _train_toy(tmp_path / "ck", {}, die_after=2)
     target = tmp_path / "ck" / name
     damage(target) if damage else target.unlink()  # None: best.pt deleted
-    with caplog.at_level(logging.INFO, logger="genex.train"):
+    with caplog.at_level(logging.INFO, logger="genex.pipeline.checkpoint"):
         model, state = _train_toy(tmp_path / "ck", {})
     assert f"{target}" in caplog.text and "training from scratch" in caplog.text, caplog.text
     assert "resumed" not in caplog.text

@@ -21,7 +21,7 @@ import torch
 import yaml
 from conftest import run, snakemake_cmd, workflow_copy
 
-from genex.utils.io import load_tensors
+from genex.pipeline.io import load_tensors
 
 pytestmark = pytest.mark.pipeline
 

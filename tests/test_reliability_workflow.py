@@ -48,8 +48,8 @@ def _maps_folder(root: Path) -> None:
     import numpy as np
     import pandas as pd
 
-    from genex.data.piano import write_midi
-    from genex.utils.io import write_wav
+    from genex.studies.piano.data import write_midi
+    from genex.pipeline.io import write_wav
 
     for instrument, piece in (("AkPnBcht", "alb_esp2"), ("ENSTDkCl", "bk_xmas1")):
         stem = root / instrument / "MUS" / f"MAPS_MUS-{piece}_{instrument}"

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from genex.report.datasets import summarize
-from genex.report.html import SectionError, build_report, load_section, render_text
+from genex.pipeline.report.datasets import summarize
+from genex.studies import dataset
+from genex.pipeline.report.html import SectionError, build_report, load_section, render_text
 
 PARAMS = {"examples_per_dataset": 2, "spectrogram_seconds": 1.0, "example_seconds": 2.0}
 
@@ -112,7 +113,7 @@ def radio_root(tmp_path: Path) -> Path:
 
 
 class _StubRadioMapSeer:
-    """Minimal stand-in for genex.data.radio.RadioMapSeer, used only while that module is
+    """Minimal stand-in for genex.studies.radio.data.RadioMapSeer, used only while that module is
     missing: enough of the documented API for summarize."""
 
     def __init__(self, root, simulator="DPM"):
@@ -141,9 +142,9 @@ class _StubRadioMapSeer:
 def radio_reader(monkeypatch):
     """The real reader when it exists, else the stub above."""
     try:
-        importlib.import_module("genex.data.radio")
+        importlib.import_module("genex.studies.radio.data")
     except ModuleNotFoundError:
-        monkeypatch.setitem(sys.modules, "genex.data.radio",
+        monkeypatch.setitem(sys.modules, "genex.studies.radio.data",
                             types.SimpleNamespace(RadioMapSeer=_StubRadioMapSeer))
 
 
@@ -165,10 +166,10 @@ def piano_root(tmp_path: Path, monkeypatch) -> Path:
                      "sample_rate": 8000, "duration": 3.0})
     fake = lambda _root: pd.DataFrame(rows)  # noqa: E731
     try:
-        module = importlib.import_module("genex.data.piano")
+        module = importlib.import_module("genex.studies.piano.data")
         monkeypatch.setattr(module, "read_piano", fake)
     except ModuleNotFoundError:
-        monkeypatch.setitem(sys.modules, "genex.data.piano", types.SimpleNamespace(read_piano=fake))
+        monkeypatch.setitem(sys.modules, "genex.studies.piano.data", types.SimpleNamespace(read_piano=fake))
     return root
 
 
@@ -180,7 +181,7 @@ def _blocks(section: dict, kind: str) -> list[dict]:
 
 def test_summarize_nsynth_counts_and_section(nsynth_root: Path, tmp_path: Path):
     out = tmp_path / "summary"
-    summarize("nsynth-sf", nsynth_root, out, PARAMS, seed=3)
+    summarize(dataset("nsynth-sf"), nsynth_root, out, PARAMS, seed=3)
     stats = json.loads((out / "stats.json").read_text())
     assert stats["notes"] == 8
     assert stats["instruments"] == 6
@@ -205,8 +206,8 @@ def test_summarize_nsynth_counts_and_section(nsynth_root: Path, tmp_path: Path):
 
 
 def test_summarize_is_deterministic_for_a_seed(nsynth_root: Path, tmp_path: Path):
-    summarize("nsynth-sf", nsynth_root, tmp_path / "a", PARAMS, seed=7)
-    summarize("nsynth-sf", nsynth_root, tmp_path / "b", PARAMS, seed=7)
+    summarize(dataset("nsynth-sf"), nsynth_root, tmp_path / "a", PARAMS, seed=7)
+    summarize(dataset("nsynth-sf"), nsynth_root, tmp_path / "b", PARAMS, seed=7)
     for name in ("stats.json", "section.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     stats_text = (tmp_path / "a" / "stats.json").read_text()
@@ -215,7 +216,7 @@ def test_summarize_is_deterministic_for_a_seed(nsynth_root: Path, tmp_path: Path
 
 def test_summarize_vocal_sung_share_and_cut_examples(vocal_root: Path, tmp_path: Path):
     out = tmp_path / "summary"
-    summarize("vocal-sf", vocal_root, out, {**PARAMS, "examples_per_dataset": 3}, seed=0)
+    summarize(dataset("vocal-sf"), vocal_root, out, {**PARAMS, "examples_per_dataset": 3}, seed=0)
     stats = json.loads((out / "stats.json").read_text())
     assert stats["songs"] == 4
     assert {s: v["songs"] for s, v in stats["splits"].items()} == {"train": 2, "valid": 1, "test": 1}
@@ -237,7 +238,7 @@ def test_summarize_vocal_sung_share_and_cut_examples(vocal_root: Path, tmp_path:
 
 def test_summarize_radio_counts_and_figure(radio_root: Path, radio_reader, tmp_path: Path):
     out = tmp_path / "summary"
-    summarize("radio-sim", radio_root, out, PARAMS, seed=1)
+    summarize(dataset("radio-sim"), radio_root, out, PARAMS, seed=1)
     stats = json.loads((out / "stats.json").read_text())
     assert stats["maps"] == RADIO_MAPS
     assert stats["radio_maps"] == RADIO_MAPS * RADIO_TX
@@ -253,7 +254,7 @@ def test_summarize_radio_counts_and_figure(radio_root: Path, radio_reader, tmp_p
 
 def test_summarize_piano_with_patched_reader(piano_root: Path, tmp_path: Path):
     out = tmp_path / "summary"
-    summarize("piano-sf", piano_root, out, PARAMS, seed=0)
+    summarize(dataset("piano-sf"), piano_root, out, PARAMS, seed=0)
     stats = json.loads((out / "stats.json").read_text())
     assert stats["pieces"] == 3 and stats["isolated_notes"] == 1
     assert stats["splits"]["train"] == {"recordings": 3, "pieces": 2, "isolated_notes": 1,
@@ -270,13 +271,13 @@ def test_summarize_failure_leaves_no_output(nsynth_root: Path, tmp_path: Path):
         wav.write_bytes(b"not audio")
     out = tmp_path / "summary"
     with pytest.raises(ValueError, match=r"\.wav"):
-        summarize("nsynth-sf", nsynth_root, out, PARAMS, seed=0)
+        summarize(dataset("nsynth-sf"), nsynth_root, out, PARAMS, seed=0)
     assert not out.exists()
     assert not list(tmp_path.glob(".summary*"))
 
 
 def test_log_mel_spectrogram_peaks_at_the_tone():
-    from genex.report.datasets import _hz_to_mel, _mel_to_hz, log_mel_spectrogram
+    from genex.pipeline.report.datasets import _hz_to_mel, _mel_to_hz, log_mel_spectrogram
 
     sr, hop = 16000, 256
     t = np.arange(sr) / sr
@@ -290,7 +291,7 @@ def test_log_mel_spectrogram_peaks_at_the_tone():
 
 def test_summarize_unknown_dataset(tmp_path: Path):
     with pytest.raises(ValueError, match="unknown dataset 'nope'"):
-        summarize("nope", tmp_path, tmp_path / "out", {}, 0)
+        summarize(dataset("nope"), tmp_path, tmp_path / "out", {}, 0)
 
 
 def test_cli_summarize(nsynth_root: Path, tmp_path: Path):
@@ -333,8 +334,8 @@ def test_build_report_renders_every_section(nsynth_root: Path, vocal_root: Path,
                                             tmp_path: Path):
     nsynth = tmp_path / "sections" / "nsynth-sf"
     vocal = tmp_path / "sections" / "vocal-sf"
-    summarize("nsynth-sf", nsynth_root, nsynth, PARAMS, seed=0)
-    summarize("vocal-sf", vocal_root, vocal, PARAMS, seed=0)
+    summarize(dataset("nsynth-sf"), nsynth_root, nsynth, PARAMS, seed=0)
+    summarize(dataset("vocal-sf"), vocal_root, vocal, PARAMS, seed=0)
     study = _study_section(tmp_path / "sections" / "study-x")
     out = tmp_path / "report"
     index = build_report([study, vocal, nsynth], out, {"title": "My report"})
@@ -412,7 +413,7 @@ def test_duplicate_ids_are_rejected(tmp_path: Path):
 
 
 def test_report_failure_keeps_previous_output(tmp_path: Path, monkeypatch):
-    import genex.report.html as report_html
+    import genex.pipeline.report.html as report_html
 
     folder = _study_section(tmp_path / "study")
     out = tmp_path / "report"
@@ -440,9 +441,9 @@ def test_render_text_escapes_and_links():
 
 def test_the_real_nsynth_dataset_and_the_nsynth_study_share_one_report(nsynth_root: Path, tmp_path: Path):
     """Both wrote a section with id 'nsynth': the report of a real-data run always failed."""
-    dataset = tmp_path / "datasets" / "nsynth"
-    summarize("nsynth", nsynth_root, dataset, PARAMS, seed=3)
+    folder = tmp_path / "datasets" / "nsynth"
+    summarize(dataset("nsynth"), nsynth_root, folder, PARAMS, seed=3)
     study = _study_section(tmp_path / "study", id="nsynth")
-    index = build_report([dataset, study], tmp_path / "report", {})
+    index = build_report([folder, study], tmp_path / "report", {})
     page = index.read_text()
     assert 'href="#sec-nsynth"' in page and 'href="#sec-dataset-nsynth"' in page

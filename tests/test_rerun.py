@@ -61,7 +61,7 @@ def test_dataset_parameter_reruns_that_dataset_only(tiny_run, copy_of):
 
 def test_editing_a_module_reruns_only_the_rules_that_run_it(tiny_run, copy_of):
     workdir = copy_of(tiny_run)
-    module = workdir / "src" / "genex" / "data" / "radio_sim.py"
+    module = workdir / "src" / "genex" / "studies" / "radio" / "render.py"
     later = time.time() + 5
     module.write_text(module.read_text() + "\n# edited\n")
     os.utime(module, (later, later))
@@ -82,19 +82,19 @@ def _edit(workdir, rel: str) -> None:
 
 
 def test_editing_the_torch_step_helper_reruns_every_torch_step_and_no_data_rule(tiny_run, copy_of):
-    """studies/__init__.py (seeding, threads, device of every torch step) was in no rule's
-    hand-typed code list: editing it reran nothing."""
+    """pipeline/steps.py (seeding, threads, device of every torch step; studies/__init__.py
+    before) was in no rule's hand-typed code list: editing it reran nothing."""
     workdir = copy_of(tiny_run)
-    _edit(workdir, "studies/__init__.py")
+    _edit(workdir, "pipeline/steps.py")
     jobs = planned_jobs(workdir)
     assert TRAINING_RULES <= set(jobs), jobs
     assert not DATA_RULES & set(jobs) and "summarize_dataset" not in jobs, jobs
 
 
 def test_editing_the_figure_helpers_reruns_the_figures_and_no_training(tiny_run, copy_of):
-    """report/figures.py was in no rule's hand-typed code list either."""
+    """pipeline/report/figures.py was in no rule's hand-typed code list either."""
     workdir = copy_of(tiny_run)
-    _edit(workdir, "report/figures.py")
+    _edit(workdir, "pipeline/report/figures.py")
     jobs = planned_jobs(workdir)
     assert jobs.get("summarize_dataset") == 4 and "vocal_report" in jobs, jobs
     assert not (TRAINING_RULES | DATA_RULES) & set(jobs), jobs

@@ -39,7 +39,7 @@ def studies(tmp_path_factory):
 
 
 def _epoch_of(checkpoint: Path) -> int:
-    from genex.utils.io import load_tensors
+    from genex.pipeline.io import load_tensors
 
     try:
         return int(load_tensors(checkpoint)["state"]["epoch"])

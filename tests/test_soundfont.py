@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genex.data.soundfont import (
+from genex.pipeline.soundfont import (
     ControlEvent,
     NoteEvent,
     SoundfontNotFound,
@@ -26,7 +26,7 @@ def test_all_three_debian_soundfonts_are_found():
 
 
 def test_missing_soundfont_names_the_package(monkeypatch, tmp_path):
-    import genex.data.soundfont as sf
+    import genex.pipeline.soundfont as sf
 
     monkeypatch.setattr(sf, "_DEFAULT_DIRS", (str(tmp_path),))
     with pytest.raises(SoundfontNotFound, match="timgm6mb-soundfont"):

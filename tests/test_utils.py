@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from genex.cli import build_parser, main
-from genex.utils import atomic_dir, atomic_file, read_json, seed_everything, write_json
+from genex.pipeline import atomic_dir, atomic_file, read_json, seed_everything, write_json
 
 
 def test_atomic_dir_replaces_target_on_success(tmp_path):

@@ -54,7 +54,7 @@ def test_selection_is_best_median_worst():
 
 def tiny_networks(seed: int = 0):
     """A tiny detector and generator on the 4x4-pooled grid (random weights, frozen)."""
-    from genex.models.vocal import Generator, VocalDetector
+    from genex.studies.vocal.models import Generator, VocalDetector
 
     torch.manual_seed(seed)
     det = VocalDetector((2, 2, 4, 4), (8, 4), 0.5, pool=POOL, padding=1).eval()
@@ -118,7 +118,7 @@ def test_generator_upsampling_makes_coarse_am_exact():
 
 
 def test_paper_sized_networks_have_the_papers_shapes():
-    from genex.models.vocal import Generator, VocalDetector, count_parameters
+    from genex.studies.vocal.models import Generator, VocalDetector, count_parameters
 
     det = VocalDetector()  # valid convs on 80 x 115: 64 channels x 7 x 11 before dense 256
     assert det.dense[2].in_features == 64 * 7 * 11
@@ -130,7 +130,7 @@ def test_paper_sized_networks_have_the_papers_shapes():
 # ---------------------------------------------------------------------------- features
 
 def test_log_mel_has_80_bands_at_70_fps():
-    from genex.features.vocal_mel import DEFAULTS, hop_length, log_mel
+    from genex.studies.vocal.features import DEFAULTS, hop_length, log_mel
 
     sr = 22050
     t = np.arange(sr) / sr
@@ -144,7 +144,7 @@ def test_log_mel_has_80_bands_at_70_fps():
 
 
 def test_excerpts_are_centred_and_songs_padded():
-    from genex.features.vocal_mel import _pack
+    from genex.studies.vocal.features import _pack
 
     songs = [("a", np.arange(10 * 3, dtype=np.float32).reshape(10, 3), np.arange(10) % 2 == 0),
              ("b", np.ones((4, 3), np.float32), np.ones(4, bool))]
@@ -157,7 +157,7 @@ def test_excerpts_are_centred_and_songs_padded():
 
 
 def test_evaluate_frames_median_filter_and_scores():
-    from genex.metrics.vocal import evaluate_frames
+    from genex.studies.vocal.metrics import evaluate_frames
 
     labels = np.array([0] * 20 + [1] * 20)
     logits = np.where(labels > 0, 3.0, -3.0)
@@ -173,7 +173,7 @@ def test_evaluate_frames_median_filter_and_scores():
 
 def synthetic_split(rng, songs=3, frames=60):
     """Songs whose 'sung' frames are louder in the upper bands."""
-    from genex.features.vocal_mel import _pack
+    from genex.studies.vocal.features import _pack
 
     data = []
     for s in range(songs):
@@ -185,7 +185,7 @@ def synthetic_split(rng, songs=3, frames=60):
 
 
 def test_detector_training_resumes_after_a_kill_as_if_never_stopped(tmp_path):
-    from genex.train.vocal import train_detector
+    from genex.studies.vocal.train import train_detector
 
     rng = np.random.default_rng(0)
     train, valid = synthetic_split(rng), synthetic_split(rng, songs=1)
@@ -208,8 +208,8 @@ def test_detector_training_resumes_after_a_kill_as_if_never_stopped(tmp_path):
 
 def _interrupted(train, valid, params, ckpt_dir, stop_after):
     """Train with ``params`` but die (KeyboardInterrupt) after ``stop_after`` epochs."""
-    from genex.train import checkpoint
-    from genex.train.vocal import train_detector
+    from genex.pipeline import checkpoint
+    from genex.studies.vocal.train import train_detector
 
     original = checkpoint.Checkpointer.save
 
@@ -226,8 +226,8 @@ def _interrupted(train, valid, params, ckpt_dir, stop_after):
 
 
 def test_detector_learns_a_separable_toy_problem(tmp_path):
-    from genex.metrics.vocal import evaluate_frames
-    from genex.train.vocal import predict, train_detector
+    from genex.studies.vocal.metrics import evaluate_frames
+    from genex.studies.vocal.train import predict, train_detector
 
     rng = np.random.default_rng(1)
     train, test = synthetic_split(rng, songs=4), synthetic_split(rng, songs=1)
@@ -242,7 +242,7 @@ def test_detector_learns_a_separable_toy_problem(tmp_path):
 # ---------------------------------------------------------------------------- workflow
 
 def test_tiny_run_writes_vocal_metrics_and_a_valid_section(tiny_run):
-    from genex.report.html import load_section
+    from genex.pipeline.report.html import load_section
 
     metrics = json.loads((tiny_run / "results" / "vocal" / "metrics.json").read_text())
     for key in ("accuracy", "auc", "f1"):

@@ -13,9 +13,9 @@ import yaml
 from conftest import REPO
 from snakemake.utils import update_config
 
-from genex.data import vocal_sf
-from genex.data.soundfont import SoundfontSynth
-from genex.data.vocal import (
+from genex.studies.vocal import render as vocal_sf
+from genex.pipeline.soundfont import SoundfontSynth
+from genex.studies.vocal.data import (
     frame_labels,
     read_lab,
     read_vocal,
@@ -23,7 +23,7 @@ from genex.data.vocal import (
     split_songs,
     write_lab,
 )
-from genex.data.vocal_sf import (
+from genex.studies.vocal.render import (
     LEAD,
     VOCAL,
     compose_song,

@@ -263,8 +263,8 @@ def _old_mean_spearman(a, b):
 
 
 def _nsynth_setup():
-    from genex.explain.nsynth import generative_infiller
-    from genex.models.nsynth import Inpainter, InstrumentCNN
+    from genex.studies.nsynth.explain import generative_infiller
+    from genex.studies.nsynth.models import Inpainter, InstrumentCNN
 
     torch.manual_seed(0)
     model = InstrumentCNN(11, 2, 8).eval()
@@ -274,9 +274,9 @@ def _nsynth_setup():
 
 
 def test_nsynth_evaluation_equals_the_former_study_code():
-    from genex.metrics.nsynth import deletion_curve as study_curve
-    from genex.metrics.nsynth import in_distribution as study_indist
-    from genex.metrics.nsynth import sanity
+    from genex.studies.nsynth.metrics import deletion_curve as study_curve
+    from genex.studies.nsynth.metrics import in_distribution as study_indist
+    from genex.studies.nsynth.metrics import sanity
 
     model, gan, x = _nsynth_setup()
     scores = {"a": torch.rand(66, 2048, generator=torch.Generator().manual_seed(2))}
@@ -306,7 +306,7 @@ def _old_prefix_masks(order, n_components, k):
 
 @torch.no_grad()
 def _old_distortion_curve(model, infiller, comps, x, box, order, k, n_samples, seed):
-    from genex.explain.radio_query import box_weights
+    from genex.studies.radio.query import box_weights
 
     obj = RateDistortion(model, infiller, comps.cmap, 0.0, n_samples)
     weights = box_weights(box, tuple(x.shape[-2:]), x.device)
@@ -320,8 +320,8 @@ def _old_distortion_curve(model, infiller, comps, x, box, order, k, n_samples, s
 
 
 def test_radio_curves_and_orders_equal_the_former_study_code():
-    from genex.explain.radio_query import distortion_curve, radio_components, random_orders, ranking_order
-    from genex.features.radio import planted_scene
+    from genex.studies.radio.query import distortion_curve, radio_components, random_orders, ranking_order
+    from genex.studies.radio.features import planted_scene
 
     scene = planted_scene(32, 2.0, 4)
     comps = radio_components(scene["x"])

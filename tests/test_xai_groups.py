@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from genex.explain.nsynth import class_query
+from genex.studies.nsynth.explain import class_query
 from genex.xai import ComponentMap, NoiseInfiller, RateDistortion, RDEConcrete, Target, concrete_mask
 from genex.xai.rde import frozen
 

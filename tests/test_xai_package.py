@@ -19,7 +19,7 @@ CORE = {"torch", "numpy", "scipy"}
 # what a user of the library must not pay for (nor genex's own pipeline packages)
 FORBIDDEN = ("snakemake", "dvc", "fluidsynth", "music21", "librosa", "captum", "soundfile",
              "pandas", "matplotlib", "pretty_midi", "FrEIA", "jinja2", "yaml", "tqdm",
-             "genex.studies", "genex.data", "genex.train", "genex.report", "genex.utils", "genex.cli")
+             "genex.studies", "genex.pipeline", "genex.cli")
 
 EXAMPLE = """
 import torch, genex.xai as xai

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import os
 import pickle
@@ -18,7 +17,8 @@ import time
 import traceback
 from pathlib import Path
 
-from genex.utils.io import parse_params
+from genex import studies as registry
+from genex.pipeline.io import parse_params
 
 log = logging.getLogger("genex")
 
@@ -27,40 +27,30 @@ log = logging.getLogger("genex")
 # up to 80 times slower. Results do not change. Set before any command loads torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-# dataset name -> "module:function"; functions take (out_dir, params, seed) and write into
-# out_dir, which the CLI then renames onto the target.
-RENDERERS = {
-    "nsynth-sf": "genex.data.nsynth_sf:render",
-    "piano-sf": "genex.data.piano_sf:render",
-    "vocal-sf": "genex.data.vocal_sf:render",
-    "radio-sim": "genex.data.radio_sim:render",
-}
-# dataset name -> "module:function"; functions take (out_dir, params) and download,
-# verify and extract into out_dir.
-DOWNLOADERS = {
-    "nsynth": "genex.data.real:download_nsynth",
-    "maestro": "genex.data.real:download_maestro",
-    "jamendo": "genex.data.real:download_jamendo",
-    "radiomapseer": "genex.data.real:download_radiomapseer",
-}
-
-# Each study module adds its subcommands (`genex <study> <step> ...`) through
-# ``register(subparsers)``; it must import torch and friends inside the commands, not at
-# module level, so that `genex --help` stays fast.
-STUDIES = ("nsynth", "piano", "vocal", "radio")
+# The studies and their datasets come from the registry (genex.studies): each study package
+# describes its datasets (renderer or downloader, summariser) and brings its subcommands
+# (`genex <study> <step> ...`) through ``register(subparsers)`` in its steps.py, which must
+# import torch and friends inside the commands, not at module level, so that `genex --help`
+# stays fast.
 
 
-def _load(ref: str):
-    module, func = ref.split(":")
-    return getattr(importlib.import_module(module), func)
+def renderers(only: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Embedded dataset name -> "module:function"; functions take (out_dir, params, seed) and
+    write into out_dir, which the CLI then renames onto the target."""
+    return {name: d.render for name, d in registry.datasets(only).items() if d.render}
 
+
+def downloaders(only: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Real dataset name -> "module:function"; functions take (out_dir, params) and download,
+    verify and extract into out_dir."""
+    return {name: d.download for name, d in registry.datasets(only).items() if d.download}
 
 
 def _cmd_render(args: argparse.Namespace) -> None:
-    from genex.utils import atomic_dir, provenance, seed_everything, write_json
+    from genex.pipeline import atomic_dir, provenance, seed_everything, write_json
 
     params = parse_params(args.params)
-    render = _load(RENDERERS[args.dataset])
+    render = registry.load(renderers()[args.dataset])
     seed_everything(args.seed)
     t0 = time.perf_counter()
     with atomic_dir(args.out) as tmp:
@@ -73,24 +63,25 @@ def _cmd_render(args: argparse.Namespace) -> None:
 
 def _cmd_download(args: argparse.Namespace) -> None:
     params = parse_params(args.params)
-    _load(DOWNLOADERS[args.dataset])(Path(args.out), params)
+    registry.load(downloaders()[args.dataset])(Path(args.out), params)
 
 
 def _cmd_summarize(args: argparse.Namespace) -> None:
-    from genex.report.datasets import summarize
+    from genex.pipeline.report.datasets import summarize
 
-    summarize(args.dataset, Path(args.root), Path(args.out), parse_params(args.params), args.seed)
+    summarize(registry.dataset(args.dataset), Path(args.root), Path(args.out), parse_params(args.params),
+              args.seed)
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from genex.report.html import build_report
+    from genex.pipeline.report.html import build_report
 
     build_report([Path(p) for p in args.sections], Path(args.out), parse_params(args.params))
 
 
 def _cmd_collect_metrics(args: argparse.Namespace) -> None:
     """Merge per-part JSON files into one metrics file keyed by part name."""
-    from genex.utils import read_json, write_json
+    from genex.pipeline import read_json, write_json
 
     merged = {}
     for path in map(Path, args.inputs):
@@ -99,8 +90,11 @@ def _cmd_collect_metrics(args: argparse.Namespace) -> None:
     write_json(args.out, merged)
 
 
-def build_parser(studies: tuple[str, ...] = STUDIES) -> argparse.ArgumentParser:
-    """The parser of every command, with the subcommands of ``studies`` (all by default)."""
+def build_parser(studies: tuple[str, ...] | None = None, datasets_of: tuple[str, ...] | None = None
+                 ) -> argparse.ArgumentParser:
+    """The parser of every command, with the subcommands of ``studies`` (all by default) and
+    the datasets of ``datasets_of`` (all by default) as the choices of render and download."""
+    studies = tuple(registry.names()) if studies is None else studies
     parser = argparse.ArgumentParser(
         prog="genex",
         description="Generative explanations of audio and radio-map networks. "
@@ -114,7 +108,7 @@ def build_parser(studies: tuple[str, ...] = STUDIES) -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="render an embedded dataset from soundfonts or the simulator",
                        description="Render an embedded dataset deterministically for a seed.")
-    p.add_argument("dataset", choices=sorted(RENDERERS))
+    p.add_argument("dataset", choices=sorted(renderers(datasets_of)))
     p.add_argument("--params", required=True,
                    help="the dataset's config section as JSON, or @file.json")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -124,7 +118,7 @@ def build_parser(studies: tuple[str, ...] = STUDIES) -> argparse.ArgumentParser:
     p = sub.add_parser("download", help="download, verify and extract a real dataset",
                        description="Resumable, retried, checksum-verified download and safe "
                                    "extraction of a real dataset.")
-    p.add_argument("dataset", choices=sorted(DOWNLOADERS))
+    p.add_argument("dataset", choices=sorted(downloaders(datasets_of)))
     p.add_argument("--params", required=True, help="the dataset's config section as JSON")
     p.add_argument("--out", required=True, help="output folder (replaced atomically)")
     p.set_defaults(func=_cmd_download)
@@ -149,9 +143,7 @@ def build_parser(studies: tuple[str, ...] = STUDIES) -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_collect_metrics)
 
     for study in studies:
-        module = f"genex.studies.{study}"
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module).register(sub)
+        importlib.import_module(registry.study(study).steps).register(sub)
     return parser
 
 
@@ -170,11 +162,16 @@ def entry_points(words: list[str]) -> list[str]:
     func = node.get_default("func")
     if func is None:
         raise ValueError(f"genex {' '.join(words)}: names a group of commands, not one")
-    entries = [f"{func.__module__}:{func.__name__}"]
+    # the study descriptors the parser read (imported by name, so not seen in the code)
+    entries = [f"{func.__module__}:{func.__name__}",
+               *(f"{registry.__name__}.{name}" for name in _registry_read(words))]
     rest = words[len(path):]
-    named = {"render": RENDERERS, "download": DOWNLOADERS}.get(path[0], {})
-    if rest and rest[0] in named:  # the dataset's own code, named by a string
-        entries.append(named[rest[0]])
+    if path[0] in ("render", "download", "summarize") and rest:  # the dataset's own code
+        described = registry.datasets().get(rest[0])
+        ref = described and {"render": described.render, "download": described.download,
+                             "summarize": described.summarize}[path[0]]
+        if ref:
+            entries.append(ref)
     return entries
 
 
@@ -264,15 +261,26 @@ def _describe(err: BaseException, args: argparse.Namespace) -> str:
 USER_ERRORS = (OSError, ValueError, KeyError, IndexError, RuntimeError, pickle.UnpicklingError)
 
 
-def _parser_for(argv: list[str]) -> argparse.ArgumentParser:
-    """A study's command loads that study's module only, the others none: a command imports
-    just the code it runs, which is what the workflow derives as the rule's code inputs."""
+CORE = ("render", "download", "summarize", "report", "collect-metrics")
+
+
+def _registry_read(argv: list[str]) -> tuple[str, ...]:
+    """The studies whose descriptors `genex <argv>` reads: a study's command its own only, the
+    others all of them (for the dataset choices)."""
     words = [a for a in argv if not a.startswith("-")]
     first = words[0] if words else None
-    if first in STUDIES:
-        return build_parser((first,))
-    core = build_parser(())
-    return core if first in _subcommands(core) else build_parser()  # --help or a typo: all
+    return (first,) if first in registry.names() else tuple(registry.names())
+
+
+def _parser_for(argv: list[str]) -> argparse.ArgumentParser:
+    """A study's command loads that study's package only, the others none; a core command no
+    study's steps: a command imports just the code it runs, which is what the workflow derives
+    as the rule's code inputs."""
+    words = [a for a in argv if not a.startswith("-")]
+    first = words[0] if words else None
+    if first in registry.names():
+        return build_parser((first,), datasets_of=(first,))
+    return build_parser(()) if first in CORE else build_parser()  # --help or a typo: all
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,16 +5,21 @@ import os
 import sys
 from pathlib import Path
 
-import jsonschema
-import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 GENEX = Path(workflow.basedir) / "src" / "genex"
 
-# Embedded datasets are rendered here; real ones are downloaded (MAPS is read in place).
-EMBEDDED = {"nsynth-sf": "nsynth_sf", "piano-sf": "piano_sf", "vocal-sf": "vocal_sf", "radio-sim": "radio_sim"}
-DOWNLOADED = {"nsynth": "nsynth", "maestro": "maestro", "jamendo": "jamendo", "radiomapseer": "radiomapseer"}
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "lib"))
+import code_inputs  # noqa: E402
+import config_schema  # noqa: E402
+
+# The study registry of this checkout (genex.studies): the studies, their rule files and
+# datasets. Embedded datasets are rendered here; real ones are downloaded (MAPS is read in place).
+REGISTRY = config_schema.registry(GENEX.parent)
+STUDY_NAMES = REGISTRY.names()
+DATASETS = REGISTRY.datasets()
+EMBEDDED = sorted(name for name, d in DATASETS.items() if d.render)
+DOWNLOADED = sorted(name for name, d in DATASETS.items() if d.download)
 
 
 def check_configfile_args(argv):
@@ -39,26 +44,14 @@ def check_configfile_args(argv):
 
 
 def validate_config(config, schema_path):
-    """Validate (and fill defaults) like Snakemake's validate, but say in one line which key
-    is wrong and why: Snakemake's own message prints the whole schema and config (4,000 lines)."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
-    if error is not None:
-        where = ".".join(str(p) for p in error.absolute_path) or "the top level"
-        if error.validator == "additionalProperties":
-            allowed = sorted(error.schema.get("properties", {}))
-            unknown = sorted(set(error.instance) - set(allowed))
-            message = (f"unknown key {', '.join(map(repr, unknown))} in {where}; "
-                       f"allowed: {', '.join(allowed)}")
-        else:
-            message = f"{where}: {error.message}"
-        raise WorkflowError(f"invalid config ({schema_path}): {message}")
-    validate(config, schema_path)  # fills the defaults
+    """Validate (and fill defaults) against the schema and what the study registry adds (the
+    sources' choices, a study's own schema.yaml), saying in one line which key is wrong and
+    why: Snakemake's own message prints the whole schema and config (4,000 lines)."""
+    try:
+        config_schema.validate(config, schema_path, GENEX.parent)
+    except ValueError as err:
+        raise WorkflowError(str(err)) from None
 
-
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "lib"))
-import code_inputs  # noqa: E402
 
 CLI_ENTRY = "genex.cli:main"  # argument parsing, logging and errors: every command runs it
 _SOURCE = code_inputs.Source(GENEX.parent)
@@ -114,6 +107,11 @@ def section(*keys):
     return json.dumps(node, sort_keys=True, separators=(",", ":"))
 
 
+def dataset_section(name):
+    """A dataset's config section as JSON (where its registry entry says it lives)."""
+    return section(*DATASETS[name].config)
+
+
 def active_datasets():
     """The datasets the configured sources need (one per study)."""
     return sorted(set(config["sources"].values()))
@@ -122,8 +120,10 @@ def active_datasets():
 def dataset_root(name):
     """Where a dataset lives: its configured ``path`` (read in place, never written), else
     resources/<name> (rendered or downloaded). MAPS has no download: it needs its path."""
-    key = EMBEDDED.get(name) or DOWNLOADED.get(name) or name
-    path = config["datasets"].get(key, {}).get("path")
+    node = config
+    for key in DATASETS[name].config if name in DATASETS else ("datasets", name):
+        node = node.get(key, {})
+    path = node.get("path")
     if path:
         return path
     if name == "maps":
@@ -131,13 +131,11 @@ def dataset_root(name):
     return f"resources/{name}"
 
 
-# study name -> {"metrics": path, "section": folder}; each workflow/rules/<study>.smk adds itself
-STUDIES = {}
-
-
 def study_outputs(kind):
-    """The metrics files or report sections of the registered studies."""
-    return [STUDIES[name][kind] for name in sorted(STUDIES)]
+    """The metrics files or report sections of the registered studies: each study's rule file
+    (workflow/rules/<study>.smk) writes results/<study>/metrics.json and results/<study>/section."""
+    return [f"results/{name}/metrics.json" if kind == "metrics" else f"results/{name}/section"
+            for name in STUDY_NAMES]
 
 
 def study_dataset(study):

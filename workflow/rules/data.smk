@@ -7,7 +7,7 @@ rule render_dataset:
     input:
         genex_code("render {dataset}"),
     params:
-        cfg=lambda wildcards: section("datasets", EMBEDDED[wildcards.dataset]),
+        cfg=lambda wildcards: dataset_section(wildcards.dataset),
         seed=config["seed"],
     wildcard_constraints:
         dataset="|".join(EMBEDDED),
@@ -28,7 +28,7 @@ rule download_dataset:
     output:
         directory("resources/{dataset}"),
     params:
-        cfg=lambda wildcards: section("datasets", DOWNLOADED[wildcards.dataset]),
+        cfg=lambda wildcards: dataset_section(wildcards.dataset),
     wildcard_constraints:
         dataset="|".join(DOWNLOADED),
     conda:

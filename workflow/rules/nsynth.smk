@@ -2,7 +2,6 @@
 # features -> train_classifier -> train_inpainter -> explain_notes / explain_classes / evaluate
 # -> nsynth_report (metrics.json + section). Each rule gets only the config subsection it uses.
 
-STUDIES["nsynth"] = {"metrics": "results/nsynth/metrics.json", "section": "results/nsynth/section"}
 
 NSYNTH_DATA = study_dataset("nsynth")[1]
 

@@ -5,7 +5,6 @@
 # inspect and piano_report only. Checkpoints live in results/piano/checkpoints/<model>/
 # (not an output: Snakemake would delete them before rerunning a killed job).
 
-STUDIES["piano"] = {"metrics": "results/piano/metrics.json", "section": "results/piano/section"}
 
 PIANO_DATA, PIANO_ROOT = study_dataset("piano")
 PIANO_CKPT = "results/piano/checkpoints"

@@ -2,7 +2,6 @@
 # features -> train Φ / Φ_gt (one rule each) -> evaluate, explain, sanity -> metrics -> section.
 # Each rule gets only its config subsection, so an explanation parameter never retrains.
 
-STUDIES["radio"] = {"metrics": "results/radio/metrics.json", "section": "results/radio/section"}
 
 RADIO_DATA, RADIO_ROOT = study_dataset("radio")
 

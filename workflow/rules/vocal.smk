@@ -3,7 +3,6 @@
 #            → train_gan ──────→ activation_max → vocal_report (metrics.json + section)
 # Each rule gets only its config subsection, so e.g. an `am` change reruns AM and the report.
 
-STUDIES["vocal"] = {"metrics": "results/vocal/metrics.json", "section": "results/vocal/section"}
 VOCAL_DATASET, VOCAL_ROOT = study_dataset("vocal")
 
 

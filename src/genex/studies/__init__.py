@@ -1,38 +1,91 @@
-"""The four studies, each a module of pipeline steps behind `genex <study> <step>`.
+"""The studies, one package each, and the registry that finds them.
 
-A study module reads a dataset through ``genex.data``, builds features, trains models with
-``genex.train``, explains them with ``genex.explain`` and writes ``metrics.json`` and a
-report section (see ``genex.report.html``). Its ``register(subparsers)`` adds the CLI.
+Each ``genex/studies/<name>/`` holds everything only that study uses (its datasets' renderer,
+reader, downloader and summary, features, models, training, explanation, metrics, report
+section and CLI steps in ``steps.py``) and describes itself in its ``__init__.py`` as
+``STUDY = Study(...)``: a name and its datasets, with the code that makes and reads each named
+as ``"module:function"`` strings, so reading the registry imports no study code. The CLI
+(subcommands, render/download/summarize choices), the workflow (rule files, ``rule all``,
+the config schema's source enum) and DVC read this registry: a new study is one package, one
+rule file (``workflow/rules/<name>.smk``) and one config section.
 """
 
-import argparse
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
 
 
-def step_arguments(p: argparse.ArgumentParser, *, params: bool = True, seed: bool = True,
-                   torch: bool = False, out: bool = True) -> None:
-    """The arguments study steps share, with one help text each: ``--params`` (the step's
-    config subsection), ``--seed``, ``--threads``/``--device`` for torch steps, ``--out``."""
-    if params:
-        p.add_argument("--params", required=True,
-                       help="the step's config subsection as JSON, or @file.json")
-    if seed:
-        p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    if torch:
-        p.add_argument("--threads", type=int, default=None,
-                       help="CPU threads for torch (Snakemake passes the rule's threads)")
-        p.add_argument("--device", default="auto", help="auto | cpu | cuda[:n] (default: auto)")
-    if out:
-        p.add_argument("--out", required=True, help="output (written atomically)")
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset a study can read; ``config`` is the path of its config section."""
+
+    name: str                    # as on the command line and in resources/<name>
+    config: tuple[str, ...]      # e.g. ("datasets", "nsynth_sf")
+    title: str                   # heading of its section in the report
+    description: str             # first paragraph of that section
+    summarize: str               # "module:function" (root, out, params, rng) -> Summary
+    order: int                   # place in the report's "Datasets" group
+    render: str | None = None    # embedded: "module:function" (out_dir, params, seed)
+    download: str | None = None  # real, downloadable: "module:function" (out_dir, params)
+
+    @property
+    def source(self) -> str:
+        return "embedded" if self.render else "real"
 
 
-def torch_step(args: argparse.Namespace):
-    """The first call of every torch step: seed everything (torch included, deterministic
-    algorithms), use the CPU threads the rule was given, and return the device to run on."""
-    import torch  # noqa: F401 - imported first so that seed_everything seeds it too
+@dataclass(frozen=True)
+class Study:
+    """A study: its CLI steps live in ``genex.studies.<name>.steps``; its first dataset is
+    the default source (the embedded one)."""
 
-    from genex.train.checkpoint import resolve_device, set_threads
-    from genex.utils import seed_everything
+    name: str
+    datasets: tuple[Dataset, ...] = field(default_factory=tuple)
 
-    set_threads(getattr(args, "threads", None))
-    seed_everything(args.seed)
-    return resolve_device(getattr(args, "device", None) or "cpu")
+    @property
+    def steps(self) -> str:
+        return f"{__name__}.{self.name}.steps"
+
+
+def names() -> list[str]:
+    """The studies' names: the subpackages of this folder (found without importing them)."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.ispkg)
+
+
+def study(name: str) -> Study:
+    """A study's descriptor (imports its ``__init__.py`` only)."""
+    if name not in names():
+        raise ValueError(f"no study {name!r}; known: {', '.join(names())}")
+    described = getattr(importlib.import_module(f"{__name__}.{name}"), "STUDY", None)
+    if not isinstance(described, Study) or described.name != name:
+        raise ValueError(f"genex/studies/{name}/__init__.py: STUDY must be Study(name={name!r}, ...)")
+    return described
+
+
+def studies(only: tuple[str, ...] | None = None) -> list[Study]:
+    return [study(n) for n in (names() if only is None else only)]
+
+
+def datasets(only: tuple[str, ...] | None = None) -> dict[str, Dataset]:
+    """Dataset name -> descriptor, over the studies (all by default)."""
+    found: dict[str, Dataset] = {}
+    for s in studies(only):
+        for d in s.datasets:
+            if d.name in found:
+                raise ValueError(f"dataset {d.name!r} is named by two studies")
+            found[d.name] = d
+    return found
+
+
+def dataset(name: str) -> Dataset:
+    known = datasets()
+    if name not in known:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(known))}")
+    return known[name]
+
+
+def load(ref: str):
+    """The function a ``"module:function"`` string names."""
+    module, _, func = ref.partition(":")
+    return getattr(importlib.import_module(module), func)

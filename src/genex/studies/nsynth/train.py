@@ -1,0 +1,228 @@
+"""Training of the nsynth study's networks: the classifier Φ and the inpainting GAN.
+
+Both trainers follow the platform's resume contract (:mod:`genex.pipeline.checkpoint`): the
+epoch's order, masks and noise come from ``epoch_rng(seed, epoch)``, a checkpoint is
+written at every epoch end, and the best epoch on the validation split is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from genex.xai.frechet import frechet_distance
+from genex.studies.nsynth.models import Critic, Inpainter, InstrumentCNN
+from genex.pipeline.checkpoint import Checkpointer, TrainState, epoch_rng, finite_loss, fingerprint
+from genex.pipeline import progress
+
+log = logging.getLogger("genex.nsynth")
+
+__all__ = ["train_classifier", "train_inpainter", "random_masks", "autocast", "evaluate_classifier"]
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (mixed precision where safe), nothing on CPU (exact, deterministic)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _batches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    return [order[i: i + batch_size] for i in range(0, n, batch_size)]
+
+
+@torch.no_grad()
+def evaluate_classifier(model: nn.Module, x: Tensor, y: Tensor, device: torch.device,
+                        batch_size: int = 256) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``(x, y)`` in eval mode."""
+    model.eval()
+    loss, correct = 0.0, 0
+    for idx in _batches(len(x), batch_size, None):
+        xb, yb = x[idx].to(device), y[idx].to(device)
+        out = model(xb).float()
+        loss += float(F.cross_entropy(out, yb, reduction="sum"))
+        correct += int((out.argmax(1) == yb).sum())
+    return loss / max(1, len(x)), correct / max(1, len(x))
+
+
+def train_classifier(data: dict, params: dict, seed: int, device: torch.device,
+                     checkpoints: Path, inputs: dict | None = None) -> tuple[InstrumentCNN, TrainState]:
+    """Train Φ on ``data["train"]``, choose the epoch with the best validation accuracy.
+
+    ``data[split] = (x [N, 2, L], y [N])``; params: width, hidden, dropout, epochs,
+    batch_size, lr, weight_decay. ``inputs``: the files the data came from (see
+    :class:`Checkpointer`).
+    """
+    x_tr, y_tr = data["train"]
+    x_va, y_va = data["valid"]
+    model = InstrumentCNN(int(params["n_classes"]), params["width"], params["hidden"],
+                          params["dropout"]).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, params["epochs"]))
+    ckpt = Checkpointer(checkpoints, {"model": model, "opt": opt, "sched": sched},
+                        fingerprint(params, seed, list(x_tr.shape), list(x_va.shape)), inputs)
+    state = ckpt.resume()
+    for epoch in progress(range(state.epoch, params["epochs"]), desc="classifier",
+                          total=params["epochs"] - state.epoch, unit="epoch"):
+        model.train()
+        gen = torch.Generator().manual_seed(int(epoch_rng(seed, epoch).integers(2**31)))
+        total = 0.0
+        for idx in _batches(len(x_tr), params["batch_size"], epoch_rng(seed, epoch)):
+            xb, yb = x_tr[idx].to(device), y_tr[idx].to(device)
+            xb = _augment(xb, params.get("gain_jitter", 0.0), params.get("shift_bins", 0),
+                          params.get("phase_dropout", 0.0), gen)
+            with autocast(device):
+                loss = F.cross_entropy(model(xb).float(), yb)
+            value = finite_loss(loss, state)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            state.step += 1
+            total += value * len(idx)
+        sched.step()
+        val_loss, val_acc = evaluate_classifier(model, x_va, y_va, device)
+        state.epoch = epoch + 1
+        # best = highest validation accuracy (the loss breaks ties): the number that matters
+        best = state.improved((1.0 - val_acc) + 1e-3 * val_loss)
+        state.history.append({"epoch": state.epoch, "train_loss": round(total / len(x_tr), 6),
+                              "valid_loss": round(val_loss, 6), "valid_accuracy": round(val_acc, 6)})
+        log.info("classifier epoch %d: train loss %.4f, valid loss %.4f, valid accuracy %.3f%s",
+                 state.epoch, total / len(x_tr), val_loss, val_acc, " (best)" if best else "")
+        ckpt.save(state, best=best)
+    ckpt.load_best()
+    return model.eval(), state
+
+
+def _augment(x: Tensor, gain_jitter: float, shift_bins: int, phase_dropout: float,
+             gen: torch.Generator) -> Tensor:
+    """Augmentation: a random per-note magnitude gain (±gain_jitter, relative), a random
+    shift by up to ±shift_bins along the log-frequency axis (a transposition: ~10 bins per
+    semitone), so Φ learns timbre rather than the training instruments' exact pitches, and
+    the phase channel zeroed in a share ``phase_dropout`` of the notes (the phase of a
+    soundfont note identifies its sample, which does not generalise to unseen instruments)."""
+    if phase_dropout > 0:
+        keep = (torch.rand(x.shape[0], 1, 1, generator=gen) >= phase_dropout).to(x)
+        x = torch.cat([x[:, :1], x[:, 1:] * keep], dim=1)
+    if gain_jitter > 0:
+        g = 1.0 + gain_jitter * (2 * torch.rand(x.shape[0], 1, 1, generator=gen) - 1)
+        x = torch.cat([x[:, :1] * g.to(x), x[:, 1:]], dim=1)
+    if shift_bins > 0:
+        length = x.shape[-1]
+        shift = torch.randint(-shift_bins, shift_bins + 1, (x.shape[0], 1, 1), generator=gen)
+        index = (torch.arange(length).view(1, 1, -1) - shift) % length
+        x = torch.gather(x, 2, index.expand(-1, x.shape[1], -1).to(x.device))
+    return x
+
+
+def random_masks(n: int, length: int, rng: np.random.Generator, channel_drop: float = 0.2) -> Tensor:
+    """Training masks ``[n, 2, L]`` (1 = keep): i.i.d. Bernoulli(p) per component with
+    ``p ~ U(0.05, 0.95)`` per note; with probability ``channel_drop`` a whole channel (the
+    magnitude or the phase) is dropped instead, as the per-class query does."""
+    p = rng.uniform(0.05, 0.95, size=(n, 1, 1))
+    masks = (rng.random((n, 2, length)) < p).astype(np.float32)
+    whole = rng.random(n) < channel_drop
+    channel = rng.integers(0, 2, size=n)
+    for i in np.flatnonzero(whole):
+        masks[i] = 1.0
+        masks[i, channel[i]] = 0.0
+    return torch.from_numpy(masks)
+
+
+@torch.no_grad()
+def inpainting_frechet(inpainter: Inpainter, classifier: InstrumentCNN, x: Tensor, seed: int,
+                       device: torch.device, keep: float = 0.5, batch_size: int = 256) -> float:
+    """Fréchet distance between Φ's penultimate features of real and inpainted notes
+    (i.i.d. masks keeping ``keep`` of the components): the GAN's validation score."""
+    inpainter.eval()
+    rng = np.random.default_rng([seed, 7])
+    gen = torch.Generator().manual_seed(seed)
+    real, fake = [], []
+    for idx in _batches(len(x), batch_size, None):
+        xb = x[idx]
+        mask = torch.from_numpy((rng.random(xb.shape) < keep).astype(np.float32))
+        noise = torch.randn(len(idx), inpainter.noise_dim, generator=gen)
+        xb, mask, noise = xb.to(device), mask.to(device), noise.to(device)
+        with autocast(device):
+            out = inpainter(xb * mask, mask, noise).float()
+        filled = torch.where(mask == 1, xb, out)
+        real.append(classifier.embed(xb).float().cpu())
+        fake.append(classifier.embed(filled).float().cpu())
+    return frechet_distance(torch.cat(real).numpy(), torch.cat(fake).numpy())
+
+
+def train_inpainter(data: dict, classifier: InstrumentCNN, params: dict, seed: int,
+                    device: torch.device, checkpoints: Path,
+                    inputs: dict | None = None) -> tuple[Inpainter, TrainState]:
+    """Train G adversarially against a critic (non-saturating GAN loss) plus an L1
+    reconstruction term on the dropped components (``recon_weight``; it steadies the short
+    CPU training). Best epoch: the lowest validation Fréchet distance of Φ's features."""
+    x_tr = data["train"][0]
+    x_va = data["valid"][0]
+    length = x_tr.shape[-1]
+    gen_net = Inpainter(length, params["width"]).to(device)
+    critic = Critic(params["critic_width"]).to(device)
+    opt_g = torch.optim.Adam(gen_net.parameters(), lr=params["lr"], betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=params["lr"], betas=(0.5, 0.9))
+    ckpt = Checkpointer(checkpoints, {"generator": gen_net, "critic": critic, "opt_g": opt_g,
+                                      "opt_d": opt_d},
+                        fingerprint(params, seed, list(x_tr.shape), list(x_va.shape)), inputs)
+    state = ckpt.resume()
+    classifier.eval()
+    for epoch in progress(range(state.epoch, params["epochs"]), desc="inpainter",
+                          total=params["epochs"] - state.epoch, unit="epoch"):
+        gen_net.train()
+        critic.train()
+        rng = epoch_rng(seed, epoch)
+        noise_gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        sums = {"d": 0.0, "adv": 0.0, "rec": 0.0}
+        for idx in _batches(len(x_tr), params["batch_size"], rng):
+            xb = x_tr[idx].to(device)
+            mask = random_masks(len(idx), length, rng, params["channel_drop"]).to(device)
+            noise = torch.randn(len(idx), gen_net.noise_dim, generator=noise_gen).to(device)
+            losses = _gan_step(gen_net, critic, opt_g, opt_d, xb, mask, noise,
+                               params["recon_weight"], device, state)
+            for k, v in losses.items():
+                sums[k] += v * len(idx)
+            state.step += 1
+        score = inpainting_frechet(gen_net, classifier, x_va, seed, device)
+        state.epoch = epoch + 1
+        best = state.improved(score)
+        record = {k: round(v / len(x_tr), 6) for k, v in sums.items()}
+        state.history.append({"epoch": state.epoch, **record, "valid_frechet": round(score, 6)})
+        log.info("inpainter epoch %d: critic %.4f, adversarial %.4f, L1 %.4f, valid Fréchet %.4f%s",
+                 state.epoch, record["d"], record["adv"], record["rec"], score,
+                 " (best)" if best else "")
+        ckpt.save(state, best=best)
+    ckpt.load_best()
+    return gen_net.eval(), state
+
+
+def _gan_step(gen_net: Inpainter, critic: Critic, opt_g, opt_d, x: Tensor, mask: Tensor,
+              noise: Tensor, recon_weight: float, device: torch.device,
+              state: TrainState) -> dict[str, float]:
+    """One critic and one generator update; returns the three loss values."""
+    with autocast(device):
+        fake = torch.where(mask == 1, x, gen_net(x * mask, mask, noise).float())
+        d_loss = (F.softplus(-critic(x).float()).mean()
+                  + F.softplus(critic(fake.detach()).float()).mean())
+    d_value = finite_loss(d_loss, state, "critic loss")
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    with autocast(device):
+        adv = F.softplus(-critic(fake).float()).mean()
+        dropped = 1 - mask
+        rec = ((fake - x).abs() * dropped).sum() / dropped.sum().clamp_min(1)
+        g_loss = adv + recon_weight * rec
+    finite_loss(g_loss, state, "generator loss")
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+    return {"d": d_value, "adv": float(adv.detach()), "rec": float(rec.detach())}

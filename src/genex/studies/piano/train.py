@@ -1,0 +1,294 @@
+"""Training loops of the piano study: the INN, the per-key smoothers and the CNN baseline.
+
+Every loop follows the same contract (see :mod:`genex.pipeline.checkpoint`): the epoch's data
+order and noise come from ``epoch_rng(seed, epoch)``, a checkpoint is written at each
+epoch end in ``ckpt_dir`` (outside the rule's outputs, so a killed job resumes), the best
+epoch on the held-out 'valid' pieces is kept with ``state.improved`` and restored at the
+end, and the final model is written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from genex.studies.piano.features import FrameSet
+from genex.studies.piano.labels import N_KEYS, PHASE, VELOCITY
+from genex.studies.piano.framewise import framewise_prf_pieces
+from genex.studies.piano.inn import PianoINN, clamp_gradients, inn_losses, make_optimizer
+from genex.studies.piano.models import FramewiseCNN, make_smoother, smoother_optimizer
+from genex.pipeline.checkpoint import Checkpointer, epoch_rng, finite_loss, fingerprint
+from genex.pipeline import atomic_file, load_tensors, progress, save_tensors
+
+log = logging.getLogger("genex.piano")
+
+
+# ----------------------------------------------------------------------------- model files
+
+def save_model(path: str | Path, kind: str, model: nn.Module, config: dict, history: list) -> None:
+    """Weights plus what is needed to rebuild the model, written atomically."""
+    with atomic_file(path) as tmp:
+        save_tensors(tmp, {"kind": kind, "config": config, "history": history,
+                           "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
+
+
+def _load(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    return load_tensors(path)
+
+
+def build_inn(params: dict, seed: int) -> PianoINN:
+    """The INN of a config block; weights drawn from torch's generator seeded with ``seed``."""
+    torch.manual_seed(seed)
+    return PianoINN(hidden=int(params["hidden"]), n_blocks=int(params["blocks"]),
+                    clamp=float(params["clamp"]), seed=seed)
+
+
+def load_inn(path: str | Path) -> PianoINN:
+    """A trained INN (eval mode, CPU, float32)."""
+    saved = _load(path)
+    model = build_inn(saved["config"]["params"], saved["config"]["seed"])
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()
+
+
+def load_smoother(path: str | Path):
+    saved = _load(path)
+    model = make_smoother(saved["config"]["kind"], saved["config"]["params"])
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()
+
+
+def load_cnn(path: str | Path) -> FramewiseCNN:
+    saved = _load(path)
+    p = saved["config"]["params"]
+    model = FramewiseCNN(channels=int(p["channels"]), hidden=int(p["hidden"]))
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------- INN
+
+def resume_key(params: dict) -> dict:
+    """The parameters a checkpoint must match: all but ``epochs``, so that a longer or shorter
+    schedule continues from the checkpoint instead of starting again."""
+    return {k: v for k, v in params.items() if k != "epochs"}
+
+
+def _batches(n_items: int, batch_size: int, limit: int | None, rng: np.random.Generator) -> list[np.ndarray]:
+    """This epoch's mini-batches: a permutation cut into full batches, at most ``limit``."""
+    order = rng.permutation(n_items)
+    count = max(1, n_items // batch_size)
+    if limit:
+        count = min(count, int(limit))
+    return [order[i * batch_size:(i + 1) * batch_size] for i in range(count)]
+
+
+@torch.no_grad()
+def encode_frames(model: PianoINN, x: np.ndarray, device: torch.device, batch: int = 4096) -> np.ndarray:
+    """Outputs [z | yz-pad | y] [n, 256] of frames (eval mode, zero padding)."""
+    model.eval()
+    outs = [model(torch.cat([torch.as_tensor(x[i:i + batch], device=device),
+                             torch.zeros(len(x[i:i + batch]), 112, device=device)], 1)).cpu()
+            for i in range(0, len(x), batch)]
+    return torch.cat(outs).numpy() if outs else np.zeros((0, 256), np.float32)
+
+
+def _inn_valid_score(model: PianoINN, x: torch.Tensor, y: torch.Tensor) -> float:
+    """MSE of ŷ against y on the validation frames (zero padding, eval mode)."""
+    with torch.no_grad():
+        model.eval()
+        _, _, y_hat = model.encode(x)
+        return float(nn.functional.mse_loss(y_hat, y))
+
+
+def train_inn(features: FrameSet, params: dict, seed: int, device: torch.device,
+              ckpt_dir: Path, out: Path, inputs: dict | None = None) -> dict:
+    """Train the INN on the 'train' frames; keep the epoch with the best validation fit."""
+    torch.backends.cuda.matmul.allow_tf32 = False  # invertibility needs full fp32 matmuls
+    model = build_inn(params, seed).to(device)
+    opt, sched = make_optimizer(model, lr=float(params["lr"]), weight_decay=float(params["weight_decay"]),
+                                step_size=int(params["lr_step"]), gamma=float(params["lr_gamma"]))
+    train = features.frame_mask("train")
+    x = torch.as_tensor(features.x[train], device=device)
+    y = torch.as_tensor(features.y[train], device=device)
+    valid = features.frame_mask("valid")
+    xv = torch.as_tensor(features.x[valid][: int(params["valid_frames"])], device=device)
+    yv = torch.as_tensor(features.y[valid][: int(params["valid_frames"])], device=device)
+    fp = fingerprint("inn", resume_key(params), seed, list(x.shape), float(x.sum()))
+    ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt, "scheduler": sched}, fp, inputs)
+    state = ckpt.resume()
+    epochs, ramp_epochs = int(params["epochs"]), max(float(params["ramp_epochs"]), 1e-6)
+    loss_kw = dict(ramp_epochs=ramp_epochs, pad_noise=float(params["pad_noise"]),
+                   label_noise=float(params["label_noise"]),
+                   n_projections=int(params["n_projections"]),
+                   lambda_backward=float(params["lambda_backward"]))
+    while state.epoch < epochs:
+        rng = epoch_rng(seed, state.epoch)
+        batches = _batches(len(x), int(params["batch_size"]), params.get("batches_per_epoch"), rng)
+        gen = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
+        sums: dict[str, float] = {}
+        t0 = time.perf_counter()
+        model.train()
+        for i, idx in enumerate(progress(batches, desc=f"INN epoch {state.epoch + 1}/{epochs}", unit="batch")):
+            idx_t = torch.as_tensor(idx, device=device)
+            opt.zero_grad(set_to_none=True)
+            terms = inn_losses(model, x[idx_t], y[idx_t], state.epoch + i / len(batches),
+                               generator=gen, **loss_kw)
+            finite_loss(terms["total"], state)
+            terms["total"].backward()
+            clamp_gradients(model, float(params["grad_limit"]))
+            opt.step()
+            state.step += 1
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+        sched.step()
+        seconds = time.perf_counter() - t0
+        score = _inn_valid_score(model, xv, yv)
+        record = {k: v / len(batches) for k, v in sums.items()} | {"epoch": state.epoch, "valid_fit": score}
+        state.history.append(record)
+        log.info("INN epoch %d: %s (%.0f frames/s)", state.epoch + 1,
+                 ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"),
+                 len(batches) * int(params["batch_size"]) / seconds)
+        state.epoch += 1
+        ckpt.save(state, best=state.improved(score))
+    ckpt.load_best()
+    save_model(out, "inn", model, {"params": params, "seed": seed}, state.history)
+    return {"best_epoch": state.best_epoch, "best_valid_fit": state.best, "epochs": state.epoch}
+
+
+# ----------------------------------------------------------------------------- smoothers
+
+def key_sequences(y_hat: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-key inputs [88, T, 2] (predicted phase, velocity) and targets [88, T, 3]."""
+    inputs = np.stack([y_hat[:, PHASE], y_hat[:, VELOCITY]], axis=-1).transpose(1, 0, 2)
+    active = (y[:, PHASE] > 0).astype(np.float32)
+    targets = np.stack([y[:, PHASE], y[:, VELOCITY], active], axis=-1).transpose(1, 0, 2)
+    return np.ascontiguousarray(inputs, np.float32), np.ascontiguousarray(targets, np.float32)
+
+
+def smoother_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE on the smoothed phase and velocity plus BCE on the activity logit."""
+    mse = nn.functional.mse_loss(out[..., :2], target[..., :2])
+    return mse + nn.functional.binary_cross_entropy_with_logits(out[..., 2], target[..., 2])
+
+
+@torch.no_grad()
+def smooth_roll(model, y_hat: np.ndarray, device: torch.device) -> np.ndarray:
+    """Note-activity probabilities [T, 88] of one recording from the INN's ŷ."""
+    model.eval()
+    inputs = np.stack([y_hat[:, PHASE], y_hat[:, VELOCITY]], axis=-1).transpose(1, 0, 2)
+    logits = model(torch.as_tensor(np.ascontiguousarray(inputs), device=device))[..., 2]
+    return torch.sigmoid(logits).cpu().numpy().T
+
+
+def _recordings(features: FrameSet, y_hat: np.ndarray, split: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(y_hat[features.frames(i)], features.y[features.frames(i)]) for i in features.select(split)]
+
+
+def train_smoother(kind: str, features: FrameSet, y_hat: np.ndarray, params: dict, seed: int,
+                   device: torch.device, ckpt_dir: Path, out: Path, inputs: dict | None = None) -> dict:
+    """Train one smoother on random crops of per-key sequences of the training pieces."""
+    torch.manual_seed(seed)
+    model = make_smoother(kind, params).to(device)
+    opt = smoother_optimizer(model, params)
+    train = [key_sequences(a, b) for a, b in _recordings(features, y_hat, "train")]
+    valid = _recordings(features, y_hat, "valid")
+    crop = min(int(params["crop"]), min(len(s[0][0]) for s in train))
+    # the INN's predictions are part of the data: a retrained INN must not resume old smoothers
+    digest = hashlib.sha256(b"".join(s[0].tobytes() for s in train)).hexdigest()
+    fp = fingerprint("smoother", kind, resume_key(params), seed, digest)
+    ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt}, fp, inputs)
+    state = ckpt.resume()
+    epochs, batch, steps = int(params["epochs"]), int(params["batch_size"]), int(params["batches_per_epoch"])
+    while state.epoch < epochs:
+        rng = epoch_rng(seed, state.epoch)
+        model.train()
+        total = 0.0
+        for _ in range(steps):
+            rec = rng.integers(len(train), size=batch)
+            key = rng.integers(N_KEYS, size=batch)
+            start = [rng.integers(len(train[r][0][0]) - crop + 1) for r in rec]
+            inp = np.stack([train[r][0][k, s:s + crop] for r, k, s in zip(rec, key, start)])
+            tgt = np.stack([train[r][1][k, s:s + crop] for r, k, s in zip(rec, key, start)])
+            loss = smoother_loss(model(torch.as_tensor(inp, device=device)), torch.as_tensor(tgt, device=device))
+            value = finite_loss(loss, state)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            state.step += 1
+            total += value
+        f1 = framewise_prf_pieces([smooth_roll(model, a, device) for a, _ in valid],
+                                  [b[:, PHASE] > 0 for _, b in valid])["f1"]
+        state.history.append({"epoch": state.epoch, "loss": total / steps, "valid_f1": f1})
+        log.info("%s epoch %d/%d: loss %.4f, valid F1 %.4f", kind, state.epoch + 1, epochs, total / steps, f1)
+        state.epoch += 1
+        ckpt.save(state, best=state.improved(-f1))
+    ckpt.load_best()
+    save_model(out, kind, model, {"kind": kind, "params": params, "seed": seed}, state.history)
+    return {"parameters": model.n_parameters(), "best_epoch": state.best_epoch}
+
+
+# ----------------------------------------------------------------------------- CNN baseline
+
+@torch.no_grad()
+def cnn_roll(model: FramewiseCNN, x: np.ndarray, device: torch.device, batch: int = 4096) -> np.ndarray:
+    """Note-activity probabilities [T, 88] of frames."""
+    model.eval()
+    outs = [torch.sigmoid(model(torch.as_tensor(x[i:i + batch], device=device)).float()).cpu()
+            for i in range(0, len(x), batch)]
+    return torch.cat(outs).numpy()
+
+
+def train_cnn(features: FrameSet, params: dict, seed: int, device: torch.device,
+              ckpt_dir: Path, out: Path, inputs: dict | None = None) -> dict:
+    """The "CNN only" baseline: BCE on note activity, Adam, the same training frames."""
+    torch.manual_seed(seed)
+    model = FramewiseCNN(channels=int(params["channels"]), hidden=int(params["hidden"])).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=float(params["lr"]))
+    train = features.frame_mask("train")
+    x = torch.as_tensor(features.x[train], device=device)
+    target = torch.as_tensor(features.y[train][:, PHASE] > 0, device=device).float()
+    valid = features.select("valid")
+    fp = fingerprint("cnn", resume_key(params), seed, list(x.shape))
+    ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt}, fp, inputs)
+    state = ckpt.resume()
+    # bf16 autocast on CUDA: safe for a plain classifier (no inverse to keep exact)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+    while state.epoch < int(params["epochs"]):
+        rng = epoch_rng(seed, state.epoch)
+        model.train()
+        batches = _batches(len(x), int(params["batch_size"]), params.get("batches_per_epoch"), rng)
+        total = 0.0
+        for idx in progress(batches, desc=f"CNN epoch {state.epoch + 1}", unit="batch"):
+            idx_t = torch.as_tensor(idx, device=device)
+            if amp is not None:
+                with amp:
+                    logits = model(x[idx_t])
+            else:
+                logits = model(x[idx_t])
+            loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), target[idx_t])
+            value = finite_loss(loss, state)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            state.step += 1
+            total += value
+        f1 = framewise_prf_pieces([cnn_roll(model, features.x[features.frames(i)], device) for i in valid],
+                                  [features.y[features.frames(i)][:, PHASE] > 0 for i in valid])["f1"]
+        state.history.append({"epoch": state.epoch, "loss": total / len(batches), "valid_f1": f1})
+        log.info("CNN epoch %d: loss %.4f, valid F1 %.4f", state.epoch + 1, total / len(batches), f1)
+        state.epoch += 1
+        ckpt.save(state, best=state.improved(-f1))
+    ckpt.load_best()
+    save_model(out, "cnn", model, {"params": params, "seed": seed}, state.history)
+    return {"parameters": model.n_parameters(), "best_epoch": state.best_epoch}

@@ -1,0 +1,145 @@
+"""Training Φ (buildings with some missing + TX + measurements) and Φ_gt (complete city + TX).
+
+Both are RadioWNet-style UNets trained with MSE on the scaled gain (RadioUNet's loss), Adam
+and a step learning-rate schedule, with :class:`genex.pipeline.checkpoint.Checkpointer`: resume
+after a kill, epoch order from ``epoch_rng(seed, epoch)``, best model on validation RMSE.
+Φ's training measurements are drawn afresh every epoch (from the same epoch generator), its
+validation measurements are fixed by the features step. Mixed precision (bf16 autocast) is
+used on CUDA only; CPU runs stay in float32 and are deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from genex.studies.radio.features import (
+    draw_measurements,
+    load_meta,
+    load_split,
+    phi_gt_inputs,
+    phi_inputs,
+)
+from genex.studies.radio.models import build_model
+from genex.pipeline.checkpoint import Checkpointer, epoch_rng, finite_loss, fingerprint
+from genex.pipeline import atomic_file, load_tensors, progress, save_tensors
+
+log = logging.getLogger("genex.radio")
+MODELS = ("phi", "phi_gt")
+
+
+def model_inputs(model: str, data: dict[str, np.ndarray], measured: np.ndarray | None = None) -> np.ndarray:
+    """The input tensor of ``model`` for a split (Φ uses ``measured``, or the split's own)."""
+    if model == "phi":
+        meas = data["measured"] if measured is None else measured
+        return phi_inputs(data["missing"], data["tx"], data["gain"], meas)
+    if model == "phi_gt":
+        return phi_gt_inputs(data["complete"], data["tx"])
+    raise ValueError(f"unknown radio model {model!r}; known: {MODELS}")
+
+
+def in_channels(model: str) -> int:
+    return 3 if model == "phi" else 2
+
+
+@torch.no_grad()
+def predict(net: nn.Module, x: np.ndarray, device: torch.device, batch: int = 64) -> np.ndarray:
+    """Predicted maps ``[N, H, W]`` clipped to the gain range [0, 1]."""
+    net.eval()
+    out = []
+    for i in range(0, len(x), batch):
+        xb = torch.from_numpy(x[i: i + batch]).to(device)
+        out.append(net(xb).float().clamp(0, 1)[:, 0].cpu().numpy())
+    return np.concatenate(out)
+
+
+def rmse(pred: np.ndarray, gain: np.ndarray) -> float:
+    """Root mean squared error over every pixel (RadioUNet's measure)."""
+    return float(np.sqrt(np.mean((np.asarray(pred, np.float64) - gain) ** 2)))
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def train_model(model: str, features: Path, params: dict, seed: int, device: torch.device,
+                checkpoints: Path, out: Path) -> dict:
+    """Train ``model`` (phi or phi_gt); write the best weights to ``out``; return the summary."""
+    train, valid = load_split(features, "train"), load_split(features, "valid")
+    torch.manual_seed(seed)
+    net = build_model(in_channels(model), params).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=float(params["lr"]))
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(params["lr_step"]),
+                                            gamma=float(params["lr_gamma"]))
+    meta = load_meta(features)
+    ckpt = Checkpointer(checkpoints, {"model": net, "opt": opt, "sched": sched},
+                        fingerprint(model, params, seed, meta, train["gain"].shape),
+                        {"features": features})
+    state = ckpt.resume()
+    x_valid = model_inputs(model, valid)
+    counts = tuple(meta["measurements"])  # as the test measurements
+    batch = int(params["batch_size"])
+    n = len(train["gain"])
+    for epoch in progress(range(state.epoch, int(params["epochs"])), desc=f"train {model}", unit="epoch"):
+        rng = epoch_rng(seed, epoch)
+        order = rng.permutation(n)
+        measured = draw_measurements(train["complete"], train["tx"], counts, rng) if model == "phi" else None
+        x_train = model_inputs(model, train, measured)
+        net.train()
+        total = 0.0
+        for i in range(0, n, batch):
+            idx = order[i: i + batch]
+            xb = torch.from_numpy(x_train[idx]).to(device)
+            yb = torch.from_numpy(train["gain"][idx]).to(device).unsqueeze(1)
+            with _autocast(device):
+                loss = nn.functional.mse_loss(net(xb).float(), yb)
+            value = finite_loss(loss, state)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            state.step += 1
+            total += value * len(idx)
+        sched.step()
+        score = rmse(predict(net, x_valid, device), valid["gain"])
+        state.epoch = epoch + 1
+        state.history.append({"epoch": epoch + 1, "train_mse": total / n, "valid_rmse": score})
+        best = state.improved(score)
+        ckpt.save(state, best=best)
+        log.info("%s epoch %d: train mse %.5f, valid rmse %.5f%s", model, epoch + 1, total / n,
+                 score, " (best)" if best else "")
+    ckpt.load_best()
+    payload = {"model": model, "params": params, "in_channels": in_channels(model),
+               "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
+               "best_epoch": state.best_epoch, "best_valid_rmse": state.best,
+               "history": state.history}
+    save_model(out, payload)
+    return payload
+
+
+def save_model(out: Path, payload: dict) -> None:
+    """The model file :func:`load_model` and :func:`load_summary` read, written atomically."""
+    with atomic_file(out) as tmp:
+        save_tensors(tmp, payload)
+
+
+def load_model(path: Path, device: torch.device | str = "cpu") -> nn.Module:
+    """A trained model from the file :func:`train_model` wrote, in eval mode."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: radio model not found (run the radio training step)")
+    payload = load_tensors(path)
+    net = build_model(payload["in_channels"], payload["params"])
+    net.load_state_dict(payload["state_dict"])
+    return net.to(device).eval()
+
+
+def load_summary(path: Path) -> dict:
+    """The training summary (history, best epoch) stored beside the weights."""
+    payload = load_tensors(path)
+    return {k: payload[k] for k in ("best_epoch", "best_valid_rmse", "history")}
