@@ -58,6 +58,24 @@ def test_dvc_pipeline_is_valid_and_ends_in_the_report():
     assert {"nsynth", "piano", "vocal", "radio", "report"} <= stages, stages
 
 
+def test_dvc_yaml_is_generated_from_the_study_registry():
+    """dvc.yaml is written by workflow/lib/dvc_stages.py from the registry: a stage per embedded
+    dataset and per study. After adding a study or a dataset:
+    PYTHONPATH=src python workflow/lib/dvc_stages.py > dvc.yaml"""
+    import sys
+
+    sys.path.insert(0, str(REPO / "workflow" / "lib"))
+    import dvc_stages
+    from genex.studies import datasets, names
+
+    expected = dvc_stages.dvc_yaml(REPO)
+    assert (REPO / "dvc.yaml").read_text() == expected, "dvc.yaml is stale: regenerate it (see above)"
+    for name in names():
+        assert f"\n  {name}:\n" in expected and f"results/{name}/section" in expected, name
+    for name, described in datasets().items():
+        assert (f"\n      {name}: " in expected) == bool(described.render), name
+
+
 def test_second_repro_does_nothing(dvc_repo):
     out = dvc("repro", cwd=dvc_repo).stdout
     assert "Data and pipelines are up to date" in out
