@@ -124,7 +124,7 @@ def build_parser(studies: tuple[str, ...] | None = None, datasets_of: tuple[str,
     p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser("summarize", help="statistics, a spectrogram and audio examples of a dataset")
-    p.add_argument("dataset", help="dataset name, e.g. nsynth-sf")
+    p.add_argument("dataset", choices=sorted(registry.datasets(datasets_of)))
     p.add_argument("--root", required=True, help="the dataset's folder")
     p.add_argument("--params", default="{}", help="report options as JSON")
     p.add_argument("--seed", type=int, default=0)
@@ -261,9 +261,6 @@ def _describe(err: BaseException, args: argparse.Namespace) -> str:
 USER_ERRORS = (OSError, ValueError, KeyError, IndexError, RuntimeError, pickle.UnpicklingError)
 
 
-CORE = ("render", "download", "summarize", "report", "collect-metrics")
-
-
 def _registry_read(argv: list[str]) -> tuple[str, ...]:
     """The studies whose descriptors `genex <argv>` reads: a study's command its own only, the
     others all of them (for the dataset choices)."""
@@ -280,7 +277,8 @@ def _parser_for(argv: list[str]) -> argparse.ArgumentParser:
     first = words[0] if words else None
     if first in registry.names():
         return build_parser((first,), datasets_of=(first,))
-    return build_parser(()) if first in CORE else build_parser()  # --help or a typo: all
+    core = build_parser(())
+    return core if first in _subcommands(core) else build_parser()  # --help or a typo: all
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ command runs and follow, function by function, every name they use that the pack
 defines, and every module that is imported on the way (its top level runs on import).
 
 Precise where Python is static (functions, classes, ``from genex.x import y``, module
-attributes ``x.y``); a class counts whole. Strings that name code (``"genex.data.x:render"``)
+attributes ``x.y``); a class counts whole. Strings that name code (``"genex.studies.x.render:render"``)
 are the caller's to pass as further entry points. ``tests/pipeline`` checks the result
 against the modules each command of a tiny run really imported (tests/test_code_inputs.py).
 """

@@ -119,15 +119,17 @@ def active_datasets():
 
 def dataset_root(name):
     """Where a dataset lives: its configured ``path`` (read in place, never written), else
-    resources/<name> (rendered or downloaded). MAPS has no download: it needs its path."""
+    resources/<name> (rendered or downloaded). A dataset with neither a renderer nor a
+    downloader in the registry (MAPS) needs its path."""
+    described = DATASETS[name]
     node = config
-    for key in DATASETS[name].config if name in DATASETS else ("datasets", name):
+    for key in described.config:
         node = node.get(key, {})
     path = node.get("path")
     if path:
         return path
-    if name == "maps":
-        raise ValueError("sources names maps, but datasets.maps.path is not set in the config")
+    if not (described.render or described.download):
+        raise ValueError(f"sources names {name}, but {'.'.join(described.config)}.path is not set in the config")
     return f"resources/{name}"
 
 
