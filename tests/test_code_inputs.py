@@ -171,7 +171,7 @@ def test_a_core_command_builds_a_parser_without_the_studies():
     """`genex render ...` must not import the study modules (they are not its inputs)."""
     from genex.cli import STUDIES, _parser_for, _subcommands, build_parser
 
-    core = {"render", "download", "summarize", "report", "collect-metrics"}
+    core = {"render", "download", "summarize", "report", "collect-metrics", "explain", "fit-infiller"}
     assert set(_subcommands(build_parser(()))) == core
     assert set(_subcommands(build_parser())) == core | set(STUDIES)
     assert set(_subcommands(_parser_for(["-v", "radio", "train"]))) == core | {"radio"}

@@ -148,6 +148,8 @@ def build_parser(studies: tuple[str, ...] = STUDIES) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="merged metrics file")
     p.set_defaults(func=_cmd_collect_metrics)
 
+    importlib.import_module("genex.audio.cli").register(sub)  # `genex explain`, `genex fit-infiller`
+
     for study in studies:
         module = f"genex.studies.{study}"
         if importlib.util.find_spec(module) is not None:
