@@ -57,8 +57,9 @@ methods (--method) and what each trusts:
   (saliency, ig, occlusion need Captum: pip install 'genex[captum]')
 
 infillers (--infiller):
-  noise (per-frequency mean and std of the clips), zero (silence), mean (per-frequency
-  mean), blur (Gaussian along time, 0.1 s), or a folder DIR written by `genex fit-infiller`
+  noise (Gaussian at the clips' overall level), zero (silence), mean (each frequency's
+  mean over time), blur (Gaussian along time, 0.1 s), or a folder DIR written by
+  `genex fit-infiller`
   (an inpainting GAN trained on your audio: the in-distribution choice).
 
 outputs (--out DIR, written atomically: nothing is left there after a failure):

@@ -305,13 +305,16 @@ def _resolve_target(target, outputs: Tensor, kind: str, loaded: LoadedModel,
 
 def make_infiller(name: str, x: Tensor, representation: Representation, seed: int = 0,
                   device="cpu") -> Infiller:
-    """``noise`` (per-frequency mean and std of the clips), ``zero`` (silence), ``mean``
-    (per-frequency mean), ``blur`` (Gaussian along time, 0.1 s), or a folder written by
-    ``genex fit-infiller``."""
+    """``noise`` (Gaussian with the mean and std of all the clips' entries), ``zero``
+    (silence), ``mean`` (each frequency row's mean over the clips' frames), ``blur``
+    (Gaussian along time, 0.1 s), or a folder written by ``genex fit-infiller``.
+
+    The noise is one level for every frequency: per-row statistics would put the clip's own
+    long-term spectrum back into removed components (a steady tone would survive removal).
+    """
     per_row_mean = x.mean(dim=(0, 2)).unsqueeze(-1)
     if name == "noise":
-        per_row_std = x.std(dim=(0, 2)).unsqueeze(-1) if x[0].numel() > 1 else torch.ones_like(per_row_mean)
-        return NoiseInfiller(per_row_mean, per_row_std, seed=seed)
+        return NoiseInfiller(x.mean(), x.std() if x.numel() > 1 else torch.ones(()), seed=seed)
     if name == "zero":
         silence = math.log(representation.log_offset) if representation.kind == "mel" else 0.0
         return MeanInfiller(silence) if silence else ZeroInfiller()
