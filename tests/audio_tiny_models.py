@@ -66,13 +66,13 @@ class MultiLabel(BandEnergy):
 
 
 class NeedsChannels(nn.Module):
-    """Expects [B, 1, T] (a conv1d front end): fails on the [B, T] it is given."""
+    """Expects stereo [B, 2, T] (a conv1d front end): fails on the mono [B, T] it is given."""
 
     sample_rate = RATE
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(1, 2, 9)
+        self.conv = nn.Conv1d(2, 2, 9)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.conv(wave).mean(-1)
