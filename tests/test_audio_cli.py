@@ -172,3 +172,32 @@ def test_explain_runs_without_snakemake_dvc_or_pandas(tmp_path, model):
                            *FAST], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {p.name for p in out.iterdir()} == OUTPUTS
+
+
+@pytest.mark.slow  # ~30 s on 2 busy cores: a GAN fit plus RDE through it
+def test_an_infiller_fitted_by_the_cli_serves_explain_and_refuses_other_settings(tmp_path, model, capsys):
+    pytest.importorskip("genex.audio.infiller", reason="F2's fitted infiller is not in this tree")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for i in range(2):
+        _wav(clips / f"c{i}.wav", tone({200.0 + 50 * i: 0.5, 2500.0: 0.3}, seed=i))
+    fitted = tmp_path / "infiller"
+    assert main(["fit-infiller", "--audio-dir", str(clips), "--sample-rate", str(RATE), "--n-fft",
+                 str(N_FFT), "--hop", str(HOP), "--steps", "2", "--batch-size", "2",
+                 "--crop-frames", "32", "--out", str(fitted)]) == 0
+    out = tmp_path / "out"
+    assert main(["explain", "--model", model, "--audio", str(clips / "c0.wav"), "--components",
+                 "bands:4", "--infiller", str(fitted), "--out", str(out), *FAST, "--steps", "2"]) == 0
+    info = json.loads((out / "explanation.json").read_text())
+    assert info["infiller"] == str(fitted) and info["listening"]["rest"] == "infilled"
+    # an infiller fitted at n_fft 256 cannot serve an explanation at 512
+    other = [a if a != str(N_FFT) else "512" for a in FAST]
+    assert main(["explain", "--model", model, "--audio", str(clips / "c0.wav"), "--infiller",
+                 str(fitted), "--out", str(tmp_path / "other"), *other]) == 1
+    assert "fitted for another representation" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
+
+
+def test_fit_infiller_needs_audio_files(tmp_path, capsys):
+    assert main(["fit-infiller", "--audio-dir", str(tmp_path), "--out", str(tmp_path / "inf")]) == 1
+    assert f"genex fit-infiller: {tmp_path}: no audio files" in capsys.readouterr().err
