@@ -255,3 +255,18 @@ def test_arrays_need_a_sample_rate_and_are_resampled_to_the_model(caplog):
         e = explain(BandEnergy(), tone(rate=16000), 16000, components="bands:4", method="saliency", **FAST)
     assert e.sample_rate == RATE and e.wave.shape == (RATE,)
     assert "resampling from 16000 Hz to the 8000 Hz" in caplog.text
+
+
+def test_explain_takes_one_clip_and_points_to_explain_many():
+    with pytest.raises(ExplainError, match="explain_many"):
+        explain(BandEnergy(), [tone(), tone()], RATE, **FAST)
+
+
+def test_harmonic_components_from_the_estimated_f0():
+    """A 250 Hz note with 3 harmonics: the f0 comes from pYIN and class `low` (< 500 Hz)
+    rests on the first harmonic's component (component 0), not the rest (the last one)."""
+    note = tone({250.0: 0.6, 500.0: 0.3, 750.0: 0.2})
+    e = explain(BandEnergy(), note, RATE, components="harmonics:3", method="occlusion",
+                target="low", **FAST)
+    assert e.scores.shape == (4,)
+    assert int(np.argmax(e.scores)) == 0, e.scores

@@ -379,9 +379,11 @@ def _check_outputs(outputs, loaded: LoadedModel, shape: tuple, kind: str) -> str
 
 def explain(model, audio, sample_rate: int | None = None, **kw) -> Explanation:
     """Explain ``model``'s decision on one clip; see :func:`explain_many` for the arguments."""
-    out = explain_many(model, audio if not isinstance(audio, (list, tuple)) else audio[:1],
-                       sample_rate, **kw)
-    return out[0]
+    several = (len(audio) if isinstance(audio, (list, tuple))
+               else audio.shape[0] if isinstance(audio, (np.ndarray, Tensor)) and audio.ndim == 2 else 1)
+    if several != 1:
+        raise ExplainError(f"explain: takes one clip, got {several}; use explain_many for several")
+    return explain_many(model, audio, sample_rate, **kw)[0]
 
 
 def explain_many(model, audio, sample_rate: int | None = None, *, input: str | None = None,
