@@ -128,6 +128,17 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
+def _extent(e, component: int) -> tuple[str, str]:
+    """The frequency and time range a component covers, as text."""
+    where = e.component_map.labels.numpy() == component
+    rows, frames = np.nonzero(where.any(1))[0], np.nonzero(where.any(0))[0]
+    if rows.size == 0:
+        return "-", "-"
+    freqs, times = e.frequencies(), e.times()
+    return (f"{freqs[rows[0]]:.0f}–{freqs[rows[-1]]:.0f}",
+            f"{times[frames[0]]:.2f}–{times[frames[-1]]:.2f}")
+
+
 def _section(e, prefix: str = "") -> str:
     """The HTML of one clip; ``prefix`` = the folder of its files relative to the page."""
     t = e.target
@@ -146,7 +157,8 @@ def _section(e, prefix: str = "") -> str:
                [[e.model_spec, e.representation.kind, e.method, e.infiller_name, e.components,
                  t["index"], label, t.get("probability")]]),
         "<h3>Top components</h3>",
-        _table(["component", "score"], [[int(c), float(e.scores[c])] for c in order]),
+        _table(["component", "score", "frequencies (Hz)", "time (s)"],
+               [[int(c), float(e.scores[c]), *_extent(e, int(c))] for c in order]),
         "<h3>Binarised distortion</h3><p>Distortion of the target when only the top fraction "
         "of components is kept and the rest infilled (lower = the kept part suffices).</p>", dist,
     ]
