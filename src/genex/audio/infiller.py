@@ -198,7 +198,7 @@ class TFCritic(nn.Module):
         n, n_bins, n_frames = x.shape
         rows = torch.linspace(-1.0, 1.0, n_bins, device=x.device, dtype=x.dtype)
         inp = torch.stack([self.scaler(x), rows[:, None].expand(n, n_bins, n_frames)], dim=1)
-        return self.out(self.body(inp)).squeeze(1)
+        return self.out(self.body(_pad_to(inp, 16))).squeeze(1)  # four stride-2 steps: any length
 
 
 # --- training masks ---------------------------------------------------------------------------
