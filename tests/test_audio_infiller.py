@@ -65,7 +65,7 @@ def rep():
 def fitted(tones, rep, tmp_path_factory):
     """A short fit on the tones (the folder several tests read)."""
     out = tmp_path_factory.mktemp("fitted")
-    fit_infiller(tones, rep, out, steps=60, seed=0, checkpoint_every=30, **TINY)
+    fit_infiller(tones, rep, out, steps=100, seed=0, checkpoint_every=50, **TINY)
     return out
 
 
@@ -133,19 +133,20 @@ def test_training_masks_are_binary_varied_and_seeded():
 def test_fit_writes_weights_and_report(fitted, tones, rep):
     report = json.loads((fitted / "infiller.json").read_text())
     assert report["representation"] == rep.to_dict()
-    assert report["settings"]["steps"] == 60 and report["settings"]["seed"] == 0
+    assert report["settings"]["steps"] == 100 and report["settings"]["seed"] == 0
     assert [a["use"] for a in report["audio"]] == ["training"] * 4 + ["validation"]
     assert report["validation"]["from"] == "held-out files"
-    assert [h["step"] for h in report["history"]] == [30, 60]
+    assert [h["step"] for h in report["history"]] == [50, 100]
     assert set(report["final_losses"]) == {"critic", "adversarial", "reconstruction"}
     assert all(np.isfinite(v) for v in report["final_losses"].values())
     assert (fitted / "checkpoints" / "last.pt").is_file()
 
 
 def test_fitted_infiller_beats_noise_and_mean_on_held_out_audio(fitted, tones, rep):
-    """After 60 steps on harmonic tones the GAN fills dropped parts of an unseen tone closer
+    """After 100 steps on harmonic tones the GAN fills dropped parts of an unseen tone closer
     to the truth (log1p magnitude, L1) than noise or the mean spectrum: a check that fails
-    for an untrained or broken network."""
+    for an untrained or broken network (untrained, it fills in about the mean: measured
+    0.157 vs mean 0.157 after 1 step, 0.113 after 60, 0.090 after 200)."""
     final = json.loads((fitted / "infiller.json").read_text())["validation"]["final"]
     assert final["fitted"] < 0.8 * final["mean"], final
     assert final["fitted"] < 0.8 * final["noise"], final

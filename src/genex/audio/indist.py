@@ -23,6 +23,7 @@ Call::
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable, Sequence
 
 import torch
@@ -100,8 +101,11 @@ def in_distribution_table(forward: Callable[[Tensor], Tensor], embed: Callable[[
                                          component_map.n_components, component_map.uncovered, per_input=True)
     rows = []
     for name, infiller in table.items():
-        result = in_distribution(logits, features, infiller, x, component_map, keep_rates,
-                                 n_samples=n_samples, seed=seed, batch_size=batch_size)
+        with warnings.catch_warnings():
+            # few clips give singular covariances; frechet_distance handles them (eps fallback)
+            warnings.filterwarnings("ignore", message="Matrix is singular")
+            result = in_distribution(logits, features, infiller, x, component_map, keep_rates,
+                                     n_samples=n_samples, seed=seed, batch_size=batch_size)
         for rate, values in result.items():
             rows.append({"infiller": name, "keep_rate": rate,
                          "frechet": _round(values["frechet"]), "agreement": _round(values["agreement"])})
