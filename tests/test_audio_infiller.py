@@ -185,6 +185,31 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(tones, rep, tmp_pa
     assert [h["step"] for h in history] == [2, 3, 4, 5]
 
 
+def test_a_run_killed_between_checkpoints_resumes_to_the_same_weights(tones, rep, tmp_path,
+                                                                      monkeypatch):
+    import genex.audio.infiller as module
+
+    fit_infiller(tones, rep, tmp_path / "once", steps=5, seed=4, checkpoint_every=2, **TINY)
+    real_step, calls = module._gan_step, []
+
+    def dies_at_the_fourth_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # as a kill: steps 3 and 4 are lost, the checkpoint is at 2
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(module, "_gan_step", dies_at_the_fourth_step)
+    with pytest.raises(KeyboardInterrupt):
+        fit_infiller(tones, rep, tmp_path / "killed", steps=5, seed=4, checkpoint_every=2, **TINY)
+    assert not (tmp_path / "killed" / "infiller.pt").exists()
+    assert load_tensors(tmp_path / "killed" / "checkpoints" / "last.pt")["state"]["step"] == 2
+    monkeypatch.setattr(module, "_gan_step", real_step)
+    fit_infiller(tones, rep, tmp_path / "killed", steps=5, seed=4, checkpoint_every=2, **TINY)
+    a, b = _weights(tmp_path / "once"), _weights(tmp_path / "killed")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
 def test_fit_is_deterministic_for_a_seed(tones, rep, tmp_path):
     runs = {}
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
