@@ -270,3 +270,14 @@ def test_harmonic_components_from_the_estimated_f0():
                 target="low", **FAST)
     assert e.scores.shape == (4,)
     assert int(np.argmax(e.scores)) == 0, e.scores
+
+
+def test_the_in_distribution_table_rates_every_builtin_infiller():
+    pytest.importorskip("genex.audio.indist", reason="F2's in-distribution table is not in this tree")
+    e = explain(BandEnergy(), tone(), RATE, components="bands:4", method="saliency",
+                **{**FAST, "in_distribution": True})
+    rows = {row["infiller"]: row for row in e.in_distribution}
+    assert set(rows) == {"noise", "zero", "mean", "blur"}
+    assert all(0 <= r["agreement"] <= 1 and r["frechet"] >= 0 for r in rows.values())
+    # zeroing half the bands moves the model's outputs further than blurring them in time
+    assert rows["zero"]["frechet"] > rows["blur"]["frechet"]

@@ -509,19 +509,17 @@ def _explain_batch(loaded: LoadedModel, clips: list[_Clip], rate: int,
 
 def _indist_table(forward: nn.Module, x: Tensor, cmap: ComponentMap, infiller: Infiller,
                   infiller_name: str, representation: Representation, seed: int, device) -> list | None:
-    """Fréchet distance and agreement of the built-in infillers (and the chosen one) on this
-    batch, when genex.audio.indist is there; None otherwise."""
+    """Fréchet distance and agreement of the built-in infillers (and a fitted one, reported as
+    ``fitted``) on this batch, when genex.audio.indist is there; None otherwise.
+
+    The model's outputs serve as its features (framewise outputs: one sample per frame):
+    genex cannot know which inner layer of *your* model is its embedding.
+    """
     try:
         from genex.audio.indist import in_distribution_table
     except ImportError:
         return None
-
-    def embed(z: Tensor) -> Tensor:
-        out = forward(z)
-        return out.mean(1) if out.dim() == 3 else out  # framewise: the clip's mean logits
-
-    infillers = {name: make_infiller(name, x, representation, seed, device) for name in INFILLERS}
-    if infiller_name not in infillers:
-        infillers[Path(infiller_name).name or infiller_name] = infiller
+    builtin = {name: make_infiller(name, x, representation, seed, device) for name in INFILLERS}
+    fitted = infiller if infiller_name not in INFILLERS else None
     with torch.no_grad():
-        return in_distribution_table(embed, embed, x, cmap, infillers, seed=seed)
+        return in_distribution_table(forward, forward, x, cmap, builtin, seed=seed, fitted=fitted)
