@@ -47,6 +47,19 @@ class SpectrogramBands(nn.Module):
                             x[:, 64:129].mean((1, 2))], 1) * 10
 
 
+class MelBands(nn.Module):
+    """Log-mel [B, 32, Tf] -> logits [B, 3]: the mean log-mel of the lowest 8, middle 8 and
+    top 16 mel bands."""
+
+    labels = list(BANDS)
+    sample_rate = RATE
+    input_kind = "mel"
+    n_fft, hop, n_mels = N_FFT, HOP, 32
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([x[:, 0:8].mean((1, 2)), x[:, 8:16].mean((1, 2)), x[:, 16:].mean((1, 2))], 1)
+
+
 class FramewiseBands(nn.Module):
     """Waveform -> framewise logits [B, frames, 3]: band energy of each STFT frame."""
 

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from audio_tiny_models import (HOP, N_FFT, RATE, BandEnergy, FramewiseBands, MultiLabel,
+from audio_tiny_models import (HOP, N_FFT, RATE, BandEnergy, FramewiseBands, MelBands, MultiLabel,
                                NeedsChannels, SpectrogramBands, save_torchscript, tone)
 from genex.audio import (AudioError, Representation, explain, explain_many, frequency_bands,
                          load_audio, load_model, make_representation, parse_components,
@@ -281,3 +281,16 @@ def test_the_in_distribution_table_rates_every_builtin_infiller():
     assert all(0 <= r["agreement"] <= 1 and r["frechet"] >= 0 for r in rows.values())
     # zeroing half the bands moves the model's outputs further than blurring them in time
     assert rows["zero"]["frechet"] > rows["blur"]["frechet"]
+
+
+def test_a_mel_model_is_explained_in_its_log_mel_bands():
+    e = explain(MelBands(), tone({150.0: 0.8}), RATE, components="bands:4", method="occlusion",
+                target="low", **{**FAST, "n_fft": None, "hop": None})
+    assert e.representation.kind == "mel" and e.x.shape[0] == 32 and e.mask.shape[0] == 32
+    assert int(np.argmax(e.scores)) == 0, e.scores  # mel bands 0..7 = component 0
+    assert e.kept_audio().shape == (RATE,) and np.isfinite(e.removed_audio()).all()
+
+
+def test_a_span_needs_a_framewise_model():
+    with pytest.raises(ExplainError, match="--span applies to framewise models"):
+        explain(BandEnergy(), tone(), RATE, span=(0.0, 0.5), **FAST)

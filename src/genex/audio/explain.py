@@ -465,6 +465,9 @@ def _explain_batch(loaded: LoadedModel, clips: list[_Clip], rate: int,
         raise ModelError(f"{loaded.spec}: the model failed on input of shape {list(model_in.shape)} "
                          f"({representation.kind} at {rate} Hz): {type(exc).__name__}: {msg}") from None
     kind = _check_outputs(outputs, loaded, tuple(model_in.shape), representation.kind)
+    if span is not None and kind != "framewise":
+        raise ExplainError(f"{loaded.spec}: --span applies to framewise models (outputs "
+                           f"[B, frames, K]); this one returns {list(outputs.shape)} ({kind})")
     duration = waves.shape[-1] / rate
     indices, weights, described = _resolve_target(target, outputs, kind, loaded, duration, span)
     tgt = weights if weights is not None else indices
