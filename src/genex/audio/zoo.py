@@ -86,6 +86,10 @@ class _PitchModel(nn.Module):
     hop_length = HOP_LENGTH
     input_kind = "waveform"
     output = "framewise"
+    # the STFT genex explain uses for these models unless told otherwise: 15.6 Hz rows keep
+    # the harmonics of notes from about C2 apart, and one STFT frame per model frame
+    n_fft = 1024
+    hop = HOP_LENGTH
 
     def _set_bins(self, midi: np.ndarray) -> None:
         self.midi = np.asarray(midi, dtype=np.float64)
