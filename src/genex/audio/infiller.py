@@ -203,30 +203,56 @@ class TFCritic(nn.Module):
 
 # --- training masks ---------------------------------------------------------------------------
 
-MASK_KINDS = ("tiles", "bands", "segments", "bins")
+MASK_KINDS = ("tiles", "bands", "segments", "bins", "harmonics")
 
 
-def random_component_masks(n: int, shape: tuple[int, int], rng: np.random.Generator) -> Tensor:
+def _harmonic_labels(crop: Tensor, frequencies: np.ndarray,
+                     rng: np.random.Generator) -> tuple[np.ndarray, int] | None:
+    """Labels of a harmonic partition of one crop ``[F, Tf]`` (the ``harmonics:N`` components
+    of :mod:`genex.audio.harmonics`), for an f0 guessed from the crop: its strongest row
+    divided by 1, 2 or 3, so the combs usually sit on its partials. None when that row is DC."""
+    from genex.audio.harmonics import harmonic_components
+
+    peak = float(frequencies[int(torch.argmax(crop.mean(-1)))])
+    if peak <= 0:
+        return None
+    f0 = peak / int(rng.integers(1, 4))
+    cmap = harmonic_components(frequencies, tuple(crop.shape), f0,
+                               n_harmonics=int(rng.integers(4, 17)), width_bins=int(rng.integers(0, 2)))
+    return cmap.labels.numpy(), cmap.n_components
+
+
+def random_component_masks(n: int, shape: tuple[int, int], rng: np.random.Generator,
+                           crops: Tensor | None = None, frequencies: np.ndarray | None = None) -> Tensor:
     """Training keep masks ``[n, F, Tf]`` (1 = keep), one random partition per crop.
 
     Each crop gets a partition of its ``[F, Tf]`` into components, built with the explainer's
-    own constructors (:mod:`genex.audio.components`): time-frequency tiles of a random grid,
-    frequency bands, time segments, or single bins; each component is kept with a probability
-    ``p ~ U(0.05, 0.95)`` drawn per crop (the paper's random binary masks, over components).
+    own constructors (:mod:`genex.audio.components`, :mod:`genex.audio.harmonics`):
+    time-frequency tiles of a random grid, frequency bands, time segments, single bins, or
+    (given the ``crops`` and the rows' ``frequencies``) the harmonics of an f0 guessed from the
+    crop; each component is kept with a probability ``p ~ U(0.05, 0.95)`` drawn per crop (the
+    paper's random binary masks, over components).
     """
     from genex.audio.components import time_frequency_tiles
 
     n_bins, n_frames = shape
+    kinds = MASK_KINDS if crops is not None and frequencies is not None else MASK_KINDS[:-1]
     masks = np.empty((n, n_bins, n_frames), dtype=np.float32)
     for i in range(n):
-        kind = MASK_KINDS[int(rng.integers(len(MASK_KINDS)))]
+        kind = kinds[int(rng.integers(len(kinds)))]
         n_f = int(rng.integers(2, min(32, n_bins) + 1))
         n_t = int(rng.integers(2, min(16, n_frames) + 1))
-        grid = {"tiles": (n_f, n_t), "bands": (n_f, 1), "segments": (1, n_t),
-                "bins": (n_bins, n_frames)}[kind]
-        cmap = time_frequency_tiles(shape, *grid)
-        keep = rng.random(cmap.n_components) < rng.uniform(0.05, 0.95)
-        masks[i] = keep[cmap.labels.numpy()]
+        found = _harmonic_labels(crops[i], frequencies, rng) if kind == "harmonics" else None
+        if found is None:
+            if kind == "harmonics":
+                kind = "tiles"
+            grid = {"tiles": (n_f, n_t), "bands": (n_f, 1), "segments": (1, n_t),
+                    "bins": (n_bins, n_frames)}[kind]
+            cmap = time_frequency_tiles(shape, *grid)
+            found = cmap.labels.numpy(), cmap.n_components
+        labels, n_components = found
+        keep = np.append(rng.random(n_components) < rng.uniform(0.05, 0.95), True)  # C: uncovered
+        masks[i] = keep[labels]
     return torch.from_numpy(masks)
 
 
@@ -277,13 +303,13 @@ def _crops(features: list[Tensor], pool: list[int], n: int, crop_frames: int,
 
 @torch.no_grad()
 def _validation(net: TFInpainter, features: list[Tensor], pool: list[int], crop_frames: int,
-                n_crops: int, seed: int, device: torch.device) -> dict[str, float]:
+                n_crops: int, seed: int, device: torch.device, frequencies: np.ndarray) -> dict[str, float]:
     """Mean absolute error on the dropped entries of fixed held-out crops, in the compressed
     domain (log1p magnitude, or log-mel), for the fitted network and the library's noise
     (per-row mean and std of the training audio), mean and zero infillers."""
     rng = np.random.default_rng([seed, 2**31 - 1])  # the same crops and masks at every check
     x = _crops(features, pool, n_crops, crop_frames, rng).to(device)
-    keep = random_component_masks(n_crops, tuple(x.shape[1:]), rng).to(device)
+    keep = random_component_masks(n_crops, tuple(x.shape[1:]), rng, x.cpu(), frequencies).to(device)
     squash = net.scaler.squash
     mean_raw = net.scaler.inverse(torch.zeros(net.n_bins, 1, device=device))  # the row's typical value
     # noise in the compressed domain mapped back: what a per-row Gaussian of the data looks like
@@ -389,6 +415,7 @@ def fit_infiller(audio_files: Sequence[str | os.PathLike], representation, out_d
     rep = representation.to_dict()
 
     features = _features(files, representation, progress)
+    frequencies = np.asarray(representation.frequencies, dtype=np.float64)
     train_idx, valid_idx, valid_from = _split(features, files, crop_frames)
     torch.manual_seed(seed)  # the initial weights
     net = TFInpainter(representation.n_bins, representation.kind, width).to(device)
@@ -417,7 +444,7 @@ def fit_infiller(audio_files: Sequence[str | os.PathLike], representation, out_d
     for step in loop:
         rng = _step_rng(seed, step)
         x = _crops(features, train_idx, batch_size, crop_frames, rng).to(device)
-        mask = random_component_masks(batch_size, tuple(x.shape[1:]), rng).to(device)
+        mask = random_component_masks(batch_size, tuple(x.shape[1:]), rng, x.cpu(), frequencies).to(device)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         noise = torch.randn(x.shape, generator=gen).to(device)
         losses = _gan_step(net, critic, opt_g, opt_d, x, mask, noise, recon_weight, state)
@@ -428,14 +455,14 @@ def fit_infiller(audio_files: Sequence[str | os.PathLike], representation, out_d
             record = {"step": state.step,
                       **{k: round(float(np.mean([r[k] for r in recent])), 6) for k in losses},
                       "valid_mae": _validation(net, features, valid_idx, crop_frames, valid_crops,
-                                               seed, device)}
+                                               seed, device, frequencies)}
             state.history.append(record)
             ckpt.save(state)
     net.eval()
     seconds = time.perf_counter() - started
     if not state.history or state.history[-1]["step"] != state.step:  # nothing left to train
         state.history.append({"step": state.step, "valid_mae": _validation(
-            net, features, valid_idx, crop_frames, valid_crops, seed, device)})
+            net, features, valid_idx, crop_frames, valid_crops, seed, device, frequencies)})
 
     last = state.history[-1]
     report = {
