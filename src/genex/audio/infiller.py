@@ -14,8 +14,8 @@ and its critic) generalised from 1-D spectra to 2-D time-frequency inputs ``x [N
   are independent standard normals at the coarse resolution.
 * :class:`TFCritic`: strided Conv2d over a full spectrogram -> one realness score.
 * :func:`fit_infiller`: trains both on random crops of your audio files with random
-  component masks (time-frequency tiles, frequency bands, time segments and single bins,
-  each kept with a per-crop probability drawn from U(0.05, 0.95), as the paper's random binary
+  component masks (time-frequency tiles, frequency bands, time segments, single bins and the
+  harmonics of an f0 guessed from the crop, each kept with a per-crop probability drawn from U(0.05, 0.95), as the paper's random binary
   masks), the nsynth loss (non-saturating adversarial loss + L1 on the dropped entries),
   checkpointed every ``checkpoint_every`` steps and resumable after a kill with the same
   final weights. Writes ``out_dir/infiller.pt`` and ``out_dir/infiller.json``.
@@ -28,7 +28,7 @@ Command line (``genex fit-infiller``, wired in :mod:`genex.audio.cli`)::
                  crop_frames: int = 64, seed: int = 0, device: str = "cpu",
                  resume: bool = True, progress: bool = True, width: float = 0.25,
                  critic_width: float = 0.25, lr: float = 5e-4, recon_weight: float = 1.0,
-                 checkpoint_every: int = 100) -> Path   # out_dir/infiller.pt
+                 checkpoint_every: int = 100, valid_crops: int = 32) -> Path  # out_dir/infiller.pt
 """
 
 from __future__ import annotations
