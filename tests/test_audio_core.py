@@ -294,3 +294,20 @@ def test_a_mel_model_is_explained_in_its_log_mel_bands():
 def test_a_span_needs_a_framewise_model():
     with pytest.raises(ExplainError, match="--span applies to framewise models"):
         explain(BandEnergy(), tone(), RATE, span=(0.0, 0.5), **FAST)
+
+
+def test_the_public_namespace_resolves_and_loads_lazily():
+    import subprocess
+    import sys
+
+    import genex.audio
+
+    assert [name for name in genex.audio.__all__ if not hasattr(genex.audio, name)] == []
+    code = "import sys, genex.audio; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # `import genex.audio` alone stays cheap
+    # the submodule genex.audio.explain imported first must not shadow the function explain
+    code = ("from genex.audio.explain import explain_many\nfrom genex.audio import explain\n"
+            "import genex.audio\nprint(callable(explain), callable(genex.audio.explain))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True True"

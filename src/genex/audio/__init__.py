@@ -16,6 +16,8 @@ matplotlib), never the pipeline's Snakemake/DVC.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 # public name -> module; loaded on first use so `import genex.audio` stays cheap and the
 # parts written by other modules (infiller, harmonics, zoo) load only when asked for
@@ -26,7 +28,7 @@ _EXPORTS = {
     "time_segments": "components", "parse_components": "components",
     "load_model": "models", "LoadedModel": "models", "ModelError": "models",
     "explain": "explain", "explain_many": "explain", "Explanation": "explain",
-    "write_page": "page",
+    "write_outputs": "page", "ExplainError": "explain",
     "TFInpainter": "infiller", "TFCritic": "infiller", "fit_infiller": "infiller",
     "load_infiller": "infiller",
     "in_distribution_table": "indist",
@@ -47,3 +49,21 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
+
+
+class _Package(types.ModuleType):
+    """``genex.audio.explain`` is the function, also after its module is imported.
+
+    Importing the submodule ``genex.audio.explain`` (e.g. ``from genex.audio.explain import
+    explain_many``) makes Python set the package attribute ``explain`` to that module, which
+    would turn a later ``from genex.audio import explain`` into a module. The function wins;
+    the module stays reachable as ``sys.modules["genex.audio.explain"]``.
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "explain" and isinstance(value, types.ModuleType):
+            value = value.explain
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
