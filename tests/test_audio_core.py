@@ -312,3 +312,15 @@ def test_the_public_namespace_resolves_and_loads_lazily():
             "import genex.audio\nprint(callable(explain), callable(genex.audio.explain))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True True"
+
+
+def test_clips_of_one_batch_get_their_own_harmonics():
+    notes = [tone({250.0: 0.6, 500.0: 0.3}), tone({400.0: 0.6, 800.0: 0.3})]
+    a, b = explain_many(BandEnergy(), notes, RATE, components="harmonics:2", method="occlusion",
+                        f0=[250.0, 400.0], **{**FAST, "in_distribution": True})
+    rows = a.representation.frequencies
+    for e, f0 in ((a, 250.0), (b, 400.0)):
+        first = np.nonzero((e.component_map.labels[:, 0] == 0).numpy())[0]  # first harmonic's rows
+        nearest = int(np.argmin(np.abs(rows - f0)))
+        assert nearest in first and np.abs(first - nearest).max() <= 1  # f0's bin and its neighbours
+    assert {r["infiller"] for r in a.in_distribution} >= {"noise", "zero"}

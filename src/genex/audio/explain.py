@@ -73,7 +73,10 @@ class SpectrogramModel(nn.Module):
         self.register_buffer("phase", representation.phase(waves), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(self.representation.model_input(x, self.phase, self.length))
+        phase = self.phase
+        if x.shape[0] < phase.shape[0] and x.shape[0] % phase.shape[0]:
+            phase = phase[: x.shape[0]]  # the leading clips alone (a call on x[:k])
+        return self.net(self.representation.model_input(x, phase, self.length))
 
 
 # ---- the result ------------------------------------------------------------------------------
@@ -525,4 +528,6 @@ def _indist_table(forward: nn.Module, x: Tensor, cmap: ComponentMap, infiller: I
     builtin = {name: make_infiller(name, x, representation, seed, device) for name in INFILLERS}
     fitted = infiller if infiller_name not in INFILLERS else None
     with torch.no_grad():
-        return in_distribution_table(forward, forward, x, cmap, builtin, seed=seed, fitted=fitted)
+        # one chunk for the whole batch: rows then follow the draw-major layout of the phases
+        return in_distribution_table(forward, forward, x, cmap, builtin, seed=seed, fitted=fitted,
+                                     batch_size=max(64, x.shape[0]))
