@@ -125,11 +125,27 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, model, capsys, case)
 def test_a_failure_leaves_an_earlier_output_as_it_was(tmp_path, model, capsys):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "keep.txt").write_text("earlier run")
+    (out / "explanation.json").write_text("{}")  # an earlier run's
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")
     assert main(["explain", "--model", model, "--audio", str(bad), "--out", str(out), *FAST]) == 1
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert [p.name for p in out.iterdir()] == ["explanation.json"]
+
+
+def test_a_folder_that_is_not_an_earlier_output_is_never_replaced(tmp_path, model, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("months of work")
+    clip = _wav(tmp_path / "clip.wav")
+    assert main(["explain", "--model", model, "--audio", clip, "--out", str(mine), *FAST]) == 1
+    assert f"genex explain: {mine}: not empty and not an earlier genex explain output" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+    # an earlier output is replaced by the new run
+    out = tmp_path / "out"
+    args = ["explain", "--model", model, "--audio", clip, "--components", "bands:2", "--method",
+            "saliency", "--out", str(out), *FAST]
+    assert main(args) == 0 and main(args) == 0
+    assert {p.name for p in out.iterdir()} == OUTPUTS
 
 
 def test_help_teaches_with_an_example_and_the_methods(capsys):

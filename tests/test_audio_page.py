@@ -91,3 +91,17 @@ def test_plot_returns_a_figure_of_the_spectrogram_and_the_mask():
     assert len(fig.axes) == 3  # spectrogram, mask, colour bar
     mesh = fig.axes[1].collections[-1].get_array()
     assert np.isclose(float(mesh.max()), 1.0)  # the mask is normalised to [0, 1]
+
+
+def test_a_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
+    import genex.audio.page as page
+
+    e = explain(BandEnergy(), tone(), RATE, components="bands:4", method="saliency", **FAST)
+
+    def broken_plot(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(page, "plot_explanation", broken_plot)
+    with pytest.raises(RuntimeError, match="disk full"):
+        e.save(tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor a half-written copy

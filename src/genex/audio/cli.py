@@ -80,8 +80,9 @@ def _span(text: str) -> tuple[float, float]:
 
 def _cmd_explain(args: argparse.Namespace) -> None:
     from genex.audio.explain import explain_many
-    from genex.audio.page import write_outputs
+    from genex.audio.page import check_out_dir, write_outputs
 
+    check_out_dir(args.out)  # before the work, not after it
     explanations = explain_many(
         args.model, list(args.audio), input=args.input, components=args.components,
         method=args.method, infiller=args.infiller, target=args.target, span=args.span,
@@ -153,7 +154,8 @@ def register(subparsers) -> None:
                    help="skip the in-distribution table (Fréchet distance, agreement per infiller)")
     p.add_argument("--seed", type=int, default=0, help="seeds every random draw (default: 0)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced atomically)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder: new, empty, or an earlier genex explain output (replaced atomically)")
     p.set_defaults(func=_cmd_explain)
 
     p = subparsers.add_parser(

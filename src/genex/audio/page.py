@@ -34,7 +34,7 @@ import numpy as np
 
 from genex.utils.io import atomic_dir, write_wav
 
-__all__ = ["write_outputs", "write_explanation", "plot_explanation", "provenance"]
+__all__ = ["write_outputs", "write_explanation", "plot_explanation", "provenance", "check_out_dir"]
 
 
 def provenance(seed: int | None = None) -> dict:
@@ -211,11 +211,31 @@ def _folder_names(explanations) -> list[str]:
     return names
 
 
+#: files that mark a folder as written by genex explain (one clip / several clips)
+_MARKERS = ("explanation.json", "explanations.json")
+
+
+def check_out_dir(out_dir: str | Path) -> Path:
+    """``out_dir`` if it may be (re)written: absent, empty, or an earlier genex explain output.
+
+    The output replaces the whole folder, so anything else (``--out .``, a folder of your
+    own) is refused rather than deleted.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir}: exists and is not a folder; choose another --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not any((out_dir / m).is_file() for m in _MARKERS):
+        raise ValueError(f"{out_dir}: not empty and not an earlier genex explain output; refusing "
+                         f"to replace it (choose a new folder or remove this one)")
+    return out_dir
+
+
 def write_outputs(out_dir: str | Path, explanations: Sequence) -> Path:
-    """Write the run into ``out_dir`` atomically (replacing it); returns ``out_dir``."""
+    """Write the run into ``out_dir`` atomically (replacing an earlier output there, see
+    :func:`check_out_dir`); returns ``out_dir``."""
     from genex.progress import progress
 
-    out_dir = Path(out_dir)
+    out_dir = check_out_dir(out_dir)
     with atomic_dir(out_dir) as tmp:
         if len(explanations) == 1:
             write_explanation(tmp, explanations[0])
