@@ -50,7 +50,8 @@ methods (--method) and what each trusts:
                 stays in distribution (fitted), it explains the model, with noise or zeros
                 partly its reaction to artefacts. The default.
   rde-l1        the same with a continuous mask and an l1 rate (use noise or fitted)
-  pursuit       greedy matching pursuit on the same objective (exact, slower)
+  pursuit       greedy matching pursuit on the same objective: picks components one at a
+                time (no relaxation; slower), scores = order of choice
   saliency      |gradient| at the clip: trusts the model's local linearisation
   ig            integrated gradients from silence: trusts the straight path to the clip
   occlusion     target change when one component alone is silenced: assumes no interactions
@@ -59,10 +60,13 @@ methods (--method) and what each trusts:
 infillers (--infiller):
   noise (Gaussian at the clips' overall level), zero (silence), mean (each frequency's
   mean over time), blur (Gaussian along time, 0.1 s), or a folder DIR written by
-  `genex fit-infiller`
-  (an inpainting GAN trained on your audio: the in-distribution choice).
+  `genex fit-infiller` (an inpainting GAN trained on your audio: the in-distribution
+  choice). Every run also reports the in-distribution check (Fréchet distance of the
+  model's outputs and prediction agreement, clean vs infilled) for noise, zero, mean,
+  blur and a fitted DIR, so you see which infillers your model takes in its stride.
 
-outputs (--out DIR, written atomically: nothing is left there after a failure):
+outputs (--out DIR: new, empty or an earlier output; written atomically, so nothing
+is left there after a failure):
   masks.npz, explanation.json, mask.png, original.wav, kept.wav, removed.wav, index.html
   (one sub-folder per clip, and one index.html over all, when several files are given).
 """
