@@ -288,6 +288,10 @@ def test_load_infiller_errors_name_the_file(fitted, rep, tmp_path):
     save_tensors(bad / "infiller.pt", {"format": "something else"})
     with pytest.raises(ValueError, match="not a genex audio infiller"):
         load_infiller(bad, rep)
+    # waveform models are explained in the same STFT magnitude: the infiller serves them too
+    load_infiller(fitted, make_representation("waveform", SR, n_fft=64, hop=32, n_mels=40))
+    with pytest.raises(ValueError, match="sample_rate 4000 \\(explaining with 8000\\)"):
+        load_infiller(fitted, make_representation("waveform", 8000, n_fft=64, hop=32))
     infiller = load_infiller(fitted / "infiller.pt")  # the file itself, no representation check
     assert infiller.representation == rep.to_dict()
     assert not any(p.requires_grad for p in infiller.net.parameters())

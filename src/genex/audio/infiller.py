@@ -499,6 +499,18 @@ def fit_infiller(audio_files: Sequence[str | os.PathLike], representation, out_d
 
 # --- loading ----------------------------------------------------------------------------------
 
+def _same_spectrogram(rep: dict) -> dict:
+    """The settings that define ``x``: kinds ``waveform`` and ``stft`` both explain the STFT
+    magnitude (one infiller serves both); mel settings matter only for ``mel``."""
+    rep = dict(rep)
+    if rep.get("kind") == "waveform":
+        rep["kind"] = "stft"
+    if rep.get("kind") != "mel":
+        for key in ("n_mels", "fmin", "fmax", "log_offset"):
+            rep.pop(key, None)
+    return rep
+
+
 def _rep_dict(representation) -> dict | None:
     if representation is None:
         return None
@@ -512,7 +524,8 @@ def load_infiller(path: str | os.PathLike, representation=None, seed: int = 0,
     Returns a :class:`genex.xai.GenerativeInfiller` around the :class:`TFInpainter` (eval mode;
     noise of the input's shape), with ``.representation`` (the settings it was fitted on as a
     dict) and ``.path`` set. With ``representation`` given, a fit on other settings (kind,
-    sample rate, FFT size, hop, mel bands, ...) is refused with a one-line error naming the
+    sample rate, FFT size, hop, mel bands, ...) is refused (``waveform`` and ``stft`` count as
+    one kind: both explain the STFT magnitude) with a one-line error naming the
     file and the settings that differ; so is a folder that holds no fitted infiller.
     """
     path = Path(path)
@@ -528,9 +541,10 @@ def load_infiller(path: str | os.PathLike, representation=None, seed: int = 0,
                          f"{saved.get('format') if isinstance(saved, dict) else type(saved).__name__!r}, "
                          f"expected {FORMAT!r})")
     stored, wanted = saved["representation"], _rep_dict(representation)
-    if wanted is not None and wanted != stored:
+    if wanted is not None and _same_spectrogram(wanted) != _same_spectrogram(stored):
+        a, b = _same_spectrogram(stored), _same_spectrogram(wanted)
         diff = ", ".join(f"{k} {stored.get(k)!r} (explaining with {wanted.get(k)!r})"
-                         for k in sorted(set(stored) | set(wanted)) if stored.get(k) != wanted.get(k))
+                         for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
         raise ValueError(f"{weights}: fitted for another representation: {diff}; fit one for "
                          f"these settings with genex fit-infiller")
     config = saved["network"]
