@@ -78,6 +78,19 @@ class MultiLabel(BandEnergy):
     output = "sigmoid"
 
 
+class Polarity(nn.Module):
+    """Waveform -> logits [B, 2]: ± the correlation with a 200 Hz sine, so a clip and its
+    negative (same magnitude, opposite phase) get opposite classes: only the phase tells."""
+
+    labels = ["up", "down"]
+    sample_rate = RATE
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        t = torch.arange(wave.shape[-1], device=wave.device, dtype=wave.dtype) / 8000
+        c = (wave * torch.sin(2 * torch.pi * 200 * t)).mean(1) * 100
+        return torch.stack([c, -c], 1)
+
+
 class NeedsChannels(nn.Module):
     """Expects stereo [B, 2, T] (a conv1d front end): fails on the mono [B, T] it is given."""
 

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from audio_tiny_models import (HOP, N_FFT, RATE, BandEnergy, FramewiseBands, MelBands, MultiLabel,
-                               NeedsChannels, SpectrogramBands, save_torchscript, tone)
+                               NeedsChannels, Polarity, SpectrogramBands, save_torchscript, tone)
 from genex.audio import (AudioError, Representation, explain, explain_many, frequency_bands,
                          load_audio, load_model, make_representation, parse_components,
                          time_frequency_tiles, time_segments)
@@ -224,6 +224,22 @@ def test_batches_give_what_each_clip_gives_alone():
         alone = explain(BandEnergy(), clip, RATE, components="bands:4", method="occlusion", **FAST)
         np.testing.assert_allclose(e.scores, alone.scores, rtol=1e-4, atol=1e-5)
         assert e.target == alone.target
+
+
+def test_pursuit_on_several_clips_gives_what_each_clip_gives_alone():
+    """Pursuit evaluates candidates of any subset of clips together; each must still be
+    heard with its own phase (a clip and its negative differ only there)."""
+    clip = tone({200.0: 0.6, 2500.0: 0.3})
+    clips = [clip, -clip]
+    fast = {**FAST, "n_samples": 1}
+    together = explain_many(Polarity(), clips, RATE, components="bands:8", method="pursuit",
+                            infiller="zero", **fast)
+    assert [e.target["label"] for e in together] == ["up", "down"]
+    for clip, e in zip(clips, together):
+        alone = explain(Polarity(), clip, RATE, components="bands:8", method="pursuit",
+                        infiller="zero", **fast)
+        np.testing.assert_allclose(e.scores, alone.scores)
+        assert int(np.argmax(e.scores)) == 0  # the 200 Hz band
 
 
 def test_kept_and_removed_audio_add_up_to_the_clip():

@@ -62,7 +62,10 @@ class ExplainError(ValueError):
 class SpectrogramModel(nn.Module):
     """``x [N, F, Tf] -> outputs``: the user's model behind the representation.
 
-    Rows are draw-major over the ``B`` clips whose phase is held (row ``i`` is clip ``i % B``).
+    Rows are draw-major over the ``B`` clips whose phase is held (row ``i`` is clip ``i % B``),
+    the layout of RDE's draws, Captum's steps and a whole-batch evaluation; a call on fewer
+    rows than clips is taken as the leading clips. Callers that pick arbitrary subsets of the
+    clips (matching pursuit's candidates) must run one clip at a time.
     """
 
     def __init__(self, loaded: LoadedModel, representation: Representation, waves: Tensor) -> None:
@@ -435,6 +438,11 @@ def explain_many(model, audio, sample_rate: int | None = None, *, input: str | N
     groups: dict[int, list[int]] = {}
     for i, clip in enumerate(clips):
         groups.setdefault(len(clip.wave), []).append(i)
+    if kind == "waveform" and method == "pursuit":
+        # pursuit evaluates candidates of any subset of the clips in one forward, but a
+        # waveform model needs each row's own phase, which the wrapper knows by row position
+        # only (row i = clip i % B): one clip at a time keeps every row with its phase
+        batch_size = 1
     batches = [idx[s: s + batch_size] for idx in groups.values() for s in range(0, len(idx), batch_size)]
     results: dict[int, Explanation] = {}
     for rows in progress(batches, desc="explain", unit="batch") if len(batches) > 1 else batches:
@@ -489,7 +497,8 @@ def _explain_batch(loaded: LoadedModel, clips: list[_Clip], rate: int,
     distortion = {}
     for fraction in (0.0, *KEEP_FRACTIONS):
         d = binarised_distortion(forward, infiller, cmap, x, scores, tgt, fraction=fraction,
-                                 n_samples=distortion_samples, seed=seed)
+                                 n_samples=distortion_samples, seed=seed,
+                                 batch_size=max(64, x.shape[0]))  # one chunk: rows keep their phases
         distortion["empty" if fraction == 0 else str(fraction)] = d["distortion"].cpu()
 
     indist = _indist_table(forward, x, cmap, infiller, infiller_name, representation, seed,
