@@ -33,10 +33,11 @@ example:
       --components harmonics:8 --span 0.2:0.8 --out crepe/
 
 models (--model SPEC):
-  a TorchScript file (torch.jit.save), or package.module:factory (a Python callable that
-  returns an nn.Module). Optional module attributes: labels, sample_rate, input_kind,
-  output (softmax | sigmoid | framewise), n_fft, hop, n_mels. Hugging Face folders are
-  not supported (genex does not depend on transformers).
+  a TorchScript file (torch.jit.save), package.module:factory (a Python callable that
+  returns an nn.Module), or a local Hugging Face audio-classification folder (needs
+  transformers: pip install 'genex[hf]'; labels from id2label). Optional module
+  attributes: labels, sample_rate, input_kind, output (softmax | sigmoid | framewise),
+  n_fft, hop, n_mels.
 
 inputs (--input):
   waveform  the model takes audio: the explanation lives in the STFT magnitude and the
@@ -127,7 +128,7 @@ def register(subparsers) -> None:
         "explain", help="explain your audio model's decision on audio files",
         description=EXPLAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, metavar="SPEC",
-                   help="TorchScript file or package.module:factory")
+                   help="TorchScript file, package.module:factory, or a Hugging Face folder")
     p.add_argument("--audio", required=True, nargs="+", metavar="FILE",
                    help="audio files (wav, flac, ogg, ...); mixed to mono, resampled to the "
                         "model's sample_rate when it declares one")
