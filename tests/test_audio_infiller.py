@@ -257,6 +257,15 @@ def test_restart_and_changed_settings_train_from_scratch(tones, rep, tmp_path):
     assert load_tensors(out / "infiller.pt")["steps"] == 1
 
 
+@pytest.mark.parametrize("n_files, held_out", [(4, 0), (5, 1)])
+def test_validation_holds_out_every_fifth_file(tones, rep, tmp_path, n_files, held_out):
+    fit_infiller(tones[:n_files], rep, tmp_path, steps=1, **TINY)
+    report = json.loads((tmp_path / "infiller.json").read_text())
+    assert [a["use"] for a in report["audio"]].count("validation") == held_out
+    assert report["validation"]["from"].startswith("held-out" if held_out else "training files")
+    assert all(np.isfinite(v) for v in report["validation"]["final"].values())
+
+
 def test_fit_refuses_bad_audio_and_too_short_files(tones, rep, tmp_path):
     with pytest.raises(ValueError, match="no audio file has 500 frames"):
         fit_infiller(tones, rep, tmp_path / "x", steps=1, **{**TINY, "crop_frames": 500})

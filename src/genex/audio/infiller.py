@@ -274,7 +274,7 @@ def _features(files: Sequence[Path], representation, progress: bool) -> list[Ten
 def _split(features: list[Tensor], files: list[Path], crop_frames: int
            ) -> tuple[list[int], list[int], str]:
     """Training and validation file indices: every fifth usable file is held out when there
-    are at least four; with fewer, validation crops come from the training files."""
+    are at least five; with fewer, validation crops come from the training files."""
     usable = [i for i, f in enumerate(features) if f.shape[-1] >= crop_frames]
     if not usable:
         longest = max(f.shape[-1] for f in features)
@@ -284,10 +284,10 @@ def _split(features: list[Tensor], files: list[Path], crop_frames: int
     for i in sorted(set(range(len(features))) - set(usable)):
         log.warning("%s: %d frames, shorter than crop_frames=%d: not used", files[i],
                     features[i].shape[-1], crop_frames)
-    if len(usable) >= 4:
+    if len(usable) >= 5:
         valid = usable[4::5]
         return [i for i in usable if i not in valid], valid, "held-out files"
-    return usable, usable, "training files (fewer than 4 files: none held out)"
+    return usable, usable, "training files (fewer than 5 files: none held out)"
 
 
 def _crops(features: list[Tensor], pool: list[int], n: int, crop_frames: int,
