@@ -9,8 +9,9 @@ SPEC is one of
 * ``package.module:factory``: a Python callable (no arguments) that returns an
   ``nn.Module``, with the same optional attributes (e.g. ``genex.audio.zoo:torchcrepe_pitch``).
 
-A local Hugging Face folder is not supported: ``transformers`` is not part of genex's
-extras (see ``docs/explain.md``).
+* a local Hugging Face audio-classification folder (``config.json``, safetensors weights,
+  a ``Wav2Vec2FeatureExtractor``), with ``transformers`` installed (``genex[hf]``): see
+  :mod:`genex.audio.huggingface`.
 
 Output kinds: ``softmax`` (one class, logits ``[B, K]``), ``sigmoid`` (multi-label logits
 ``[B, K]``), ``framewise`` (logits ``[B, frames, K]``). Without an ``output`` attribute a
@@ -128,8 +129,12 @@ def load_model(spec, device: str | torch.device = "cpu") -> LoadedModel:
             raise ModelError(f"{spec}: its genex.json extra file is not JSON ({exc})") from None
         return _loaded(module.eval(), _metadata(module, meta), spec)
     if path.is_dir():
-        raise ModelError(f"{spec}: a folder; Hugging Face folders are not supported (no "
-                         f"transformers); give a TorchScript file or package.module:factory")
+        if (path / "config.json").is_file():
+            from genex.audio.huggingface import load_huggingface  # transformers only when needed
+            return load_huggingface(path, device, spec=spec)
+        raise ModelError(f"{spec}: a folder without config.json (not a Hugging Face model "
+                         f"folder); give a TorchScript file, package.module:factory or a "
+                         f"Hugging Face audio-classification folder")
     if ":" not in spec:
         raise ModelError(f"{spec}: no such file, and not a package.module:factory reference")
     module_name, _, factory_name = spec.partition(":")
