@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -133,6 +135,7 @@ def test_multi_label_config_uses_sigmoid(tmp_path):
     assert loaded.output == "sigmoid" and loaded.labels == ["dog", "cat", "bird"]
 
 
+@pytest.mark.filterwarnings("ignore:At least one mel filter")  # AST's default filterbank
 def test_unsupported_feature_extractor_is_refused(tmp_path):
     folder = tmp_path / "ast"
     transformers.ASTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
@@ -179,3 +182,30 @@ def test_frame_classification_is_framewise(tmp_path):
         reference = model(**extractor(clip, sampling_rate=RATE, return_tensors="pt")).logits
     assert logits.shape == (1, len(clip) // 20 - 1, 3)
     torch.testing.assert_close(logits, reference, atol=1e-5, rtol=0)
+
+
+def test_nothing_is_downloaded(hf_folder, monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("genex tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert load_model(str(hf_folder[0])).labels == ["dog", "cat", "bird"]
+
+
+def test_without_transformers_the_folder_asks_for_the_extra(hf_folder, monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` fails
+    with pytest.raises(ModelError, match=r"needs transformers \(pip install 'genex\[hf\]'\)"):
+        load_model(str(hf_folder[0]))
+
+
+def test_loading_other_specs_does_not_import_transformers():
+    code = ("import sys; import genex.audio.models as m; from genex.cli import main; "
+            "print('transformers' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

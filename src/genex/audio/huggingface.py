@@ -154,12 +154,19 @@ def load_huggingface(folder, device: str | torch.device = "cpu", spec: str | Non
                          f"(only {', '.join(SUPPORTED_EXTRACTORS)}); use a package.module:factory")
     framewise = any(a.endswith("ForAudioFrameClassification") for a in (config.architectures or []))
     auto = AutoModelForAudioFrameClassification if framewise else AutoModelForAudioClassification
+    hf_logging = transformers.utils.logging
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    if os.environ.get("GENEX_NO_PROGRESS"):  # genex's switch also quiets transformers' bars
+        hf_logging.disable_progress_bar()
     try:
         model = auto.from_pretrained(folder, local_files_only=True, use_safetensors=True,
                                      trust_remote_code=False)
     except Exception as exc:
         raise ModelError(f"{folder}: transformers {transformers.__version__} cannot load it as "
                          f"{auto.__name__} ({type(exc).__name__}: {_first_line(exc)})") from None
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
     if framewise:
         output = "framewise"
     elif getattr(config, "problem_type", None) == "multi_label_classification":
