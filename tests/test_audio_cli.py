@@ -21,6 +21,8 @@ FAST = ["--steps", "10", "--n-samples", "2", "--n-fft", str(N_FFT), "--hop", str
 OUTPUTS = {"masks.npz", "explanation.json", "mask.png", "original.wav", "kept.wav", "removed.wav",
            "index.html"}
 
+# TorchScript is a SPEC users have, even though torch 2.13 deprecates it
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.* is deprecated:DeprecationWarning")
 
 @pytest.fixture(autouse=True)
 def _quiet(monkeypatch):

@@ -19,6 +19,8 @@ from genex.audio.models import ModelError
 
 FAST = dict(steps=20, n_samples=2, in_distribution=False, n_fft=N_FFT, hop=HOP)
 
+# TorchScript is a SPEC users have, even though torch 2.13 deprecates it
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.* is deprecated:DeprecationWarning")
 
 @pytest.fixture(autouse=True)
 def _quiet(monkeypatch):
