@@ -15,9 +15,9 @@ What is read from the folder:
 Masks and gradients must pass through the feature extractor, and transformers' extractors run
 in numpy. So the model is wrapped in a module on raw waveforms ``[B, T]`` that redoes the
 preprocessing in torch, for the extractors where that is short and exact:
-``Wav2Vec2FeatureExtractor`` (wav2vec2, HuBERT, WavLM, data2vec-audio, SEW, UniSpeech
-classifiers): per clip ``(x - mean) / sqrt(var + 1e-7)`` when ``do_normalize``, as
-transformers computes it. Other extractors (AST's Kaldi fbank, Whisper's log-mel, CLAP, ...)
+``Wav2Vec2FeatureExtractor`` (wav2vec2, HuBERT, WavLM and data2vec-audio classifiers, each
+tested against transformers' own extractor + model): per clip
+``(x - mean) / sqrt(var + 1e-7)`` when ``do_normalize``, as transformers computes it. Other extractors (AST's Kaldi fbank, Whisper's log-mel, CLAP, ...)
 are refused with a pointer to the ``package.module:factory`` route.
 
 Weights: safetensors only. A folder whose weights are only a pickled ``pytorch_model.bin``
