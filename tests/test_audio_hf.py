@@ -135,6 +135,27 @@ def test_multi_label_config_uses_sigmoid(tmp_path):
     assert loaded.output == "sigmoid" and loaded.labels == ["dog", "cat", "bird"]
 
 
+def test_a_regression_head_is_refused(tmp_path):
+    _save(tmp_path / "m", _config(num_labels=1, id2label={0: "loudness"}, label2id={"loudness": 0}))
+    with pytest.raises(ModelError, match="a regression model.*genex explains classifiers"):
+        load_model(str(tmp_path / "m"))
+    _save(tmp_path / "b", _config(num_labels=1, id2label={0: "speech"}, label2id={"speech": 0},
+                                  problem_type="multi_label_classification"))
+    assert load_model(str(tmp_path / "b")).output == "sigmoid"  # one sigmoid output: a binary classifier
+
+
+def test_half_precision_weights_run_in_float32(tmp_path):
+    model, extractor = _save(tmp_path / "m")
+    model.to(torch.float16).save_pretrained(tmp_path / "half")
+    extractor.save_pretrained(tmp_path / "half")
+    loaded = load_model(str(tmp_path / "half"))
+    assert {p.dtype for p in loaded.module.parameters()} == {torch.float32}
+    clip = torch.from_numpy(_clip(0.1)[None])
+    with torch.no_grad():
+        reference = model.float()(input_values=loaded.module.preprocess(clip)).logits
+        torch.testing.assert_close(loaded.module(clip), reference, atol=1e-5, rtol=0)
+
+
 @pytest.mark.filterwarnings("ignore:At least one mel filter")  # AST's default filterbank
 def test_unsupported_feature_extractor_is_refused(tmp_path):
     folder = tmp_path / "ast"

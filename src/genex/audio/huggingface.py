@@ -159,17 +159,23 @@ def load_huggingface(folder, device: str | torch.device = "cpu", spec: str | Non
     if os.environ.get("GENEX_NO_PROGRESS"):  # genex's switch also quiets transformers' bars
         hf_logging.disable_progress_bar()
     try:
+        # float32 whatever the saved dtype: the explanation runs float32 waveforms through it
         model = auto.from_pretrained(folder, local_files_only=True, use_safetensors=True,
-                                     trust_remote_code=False)
+                                     trust_remote_code=False, dtype=torch.float32)
     except Exception as exc:
         raise ModelError(f"{folder}: transformers {transformers.__version__} cannot load it as "
                          f"{auto.__name__} ({type(exc).__name__}: {_first_line(exc)})") from None
     finally:
         if bars_were_on:
             hf_logging.enable_progress_bar()
+    problem = getattr(config, "problem_type", None)
+    if problem == "regression" or (problem is None and getattr(config, "num_labels", 2) == 1):
+        # softmax over one output is always 1: there would be no decision to explain
+        raise ModelError(f"{folder}: a regression model (one output, problem_type "
+                         f"{problem or 'unset'}); genex explains classifiers")
     if framewise:
         output = "framewise"
-    elif getattr(config, "problem_type", None) == "multi_label_classification":
+    elif problem == "multi_label_classification":
         output = "sigmoid"
     else:
         output = "softmax"
