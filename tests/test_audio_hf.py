@@ -169,7 +169,7 @@ def test_unsupported_feature_extractor_is_refused(tmp_path):
     assert "ASTFeatureExtractor" in message and "package.module:factory" in message
 
 
-def test_pickled_weights_are_refused(tmp_path, hf_folder):
+def test_pickled_weights_are_refused(tmp_path):
     folder = tmp_path / "pickled"
     model, extractor = _save(folder)
     (folder / "model.safetensors").unlink()
@@ -179,7 +179,7 @@ def test_pickled_weights_are_refused(tmp_path, hf_folder):
     assert str(folder) in str(info.value) and "\n" not in str(info.value)
 
 
-def test_folder_without_config_or_extractor_is_refused(tmp_path, hf_folder):
+def test_folder_without_config_or_extractor_is_refused(tmp_path):
     with pytest.raises(ModelError, match="without config.json"):
         load_model(str(tmp_path))
     folder = tmp_path / "no-extractor"
