@@ -185,3 +185,8 @@ def test_harmonics_components_through_parse_components():
     rep = make_representation("waveform", SR, n_fft=1024, hop=160)
     cmap = parse_components("harmonics:8", rep, f0=250.0, n_frames=11)
     assert cmap.n_components == 9 and tuple(cmap.labels.shape) == (513, 11)
+
+
+def test_pesto_names_the_shortest_clip_it_takes(models):
+    with pytest.raises(ValueError, match=r"1000 samples is too short.*more than 2048 samples"):
+        models["pesto"](torch.zeros(1, 1000))

@@ -260,7 +260,14 @@ class PestoPitch(_PitchModel):
             raise ValueError(f"pesto_pitch: expected a waveform [B, T], got shape {tuple(wave.shape)}")
         b = wave.shape[0]
         pre = self.pesto.preprocessor
-        cqt = torch.view_as_complex(pre.hcqt(wave, sr=SAMPLE_RATE)).permute(0, 3, 1, 2)
+        try:
+            cqt = torch.view_as_complex(pre.hcqt(wave, sr=SAMPLE_RATE)).permute(0, 3, 1, 2)
+        except RuntimeError as err:
+            if "Padding size" not in str(err):
+                raise
+            # the CQT reflect-pads by half its longest kernel (2048 samples at 16 kHz)
+            raise ValueError(f"pesto_pitch: a clip of {wave.shape[-1]} samples is too short for "
+                             f"pesto's CQT; give more than 2048 samples (0.128 s)") from None
         db = 20.0 * torch.log10(cqt.abs().clamp(min=pre.to_log.eps))   # ToLogMagnitude
         x = (db * (math.log(10) / 10.0)).flatten(0, 1)                 # PESTO.forward's mul_
         logits = self.encoder_logits(self.pesto.crop_cqt(x))
