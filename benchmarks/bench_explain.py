@@ -97,29 +97,34 @@ def main() -> None:
     clips = notes(max(1, args.batch), args.duration)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = []
+
+    def write() -> None:  # after every row, so a run cut short keeps what it measured
+        result = {
+            "benchmark": "genex explain, RDE concrete, noise infiller, tiles:16x8, framewise pitch target",
+            "clip_seconds": args.duration, "sample_rate": RATE, "n_samples": args.n_samples,
+            "default_steps": DEFAULTS["steps"], "in_distribution_table": args.in_distribution,
+            "rows": rows,
+            "cuda": {"available": torch.cuda.is_available(),
+                     "note": None if torch.cuda.is_available() else "no CUDA device on this machine: no GPU row"},
+            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                        "load_average_at_end": os.getloadavg(), "torch": torch.__version__},
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(args.out) as tmp:
+            Path(tmp).write_text(json.dumps(result, indent=2) + "\n")
+
     for name in args.models.split(","):
         for device in devices:
             row = {"model": SPECS[name], "device": device,
                    "threads": args.threads if device == "cpu" else None,
                    "one_clip": measure(SPECS[name], clips[:1], args, device)}
+            rows.append(row)
+            write()
             if args.batch > 1:
                 row["batch"] = measure(SPECS[name], clips, args, device)
-            rows.append(row)
+                write()
             print(json.dumps(row), flush=True)
-    result = {
-        "benchmark": "genex explain, RDE concrete, noise infiller, tiles:16x8, framewise pitch target",
-        "clip_seconds": args.duration, "sample_rate": RATE, "n_samples": args.n_samples,
-        "default_steps": DEFAULTS["steps"], "in_distribution_table": args.in_distribution,
-        "rows": rows,
-        "cuda": {"available": torch.cuda.is_available(),
-                 "note": None if torch.cuda.is_available() else "no CUDA device on this machine: no GPU row"},
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                    "load_average_at_end": os.getloadavg(), "torch": torch.__version__},
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(args.out) as tmp:
-        Path(tmp).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -102,7 +102,10 @@ def test_pesto_wrapper_equals_pesto_and_gradients_flow(models, notes):
     torch.testing.assert_close(probabilities, activations.detach(), atol=1e-6, rtol=1e-5)
     probabilities.gather(-1, peak).sum().backward()
     assert torch.isfinite(ours_in.grad).all() and float(ours_in.grad.abs().sum()) > 0
-    torch.testing.assert_close(ours_in.grad, theirs_in.grad, atol=1e-6, rtol=1e-4)
+    # equal up to float32 rounding: the wrapper subtracts logits near 800 (log-softmax) where
+    # pesto exponentiates them, ~1e-4 apart relative (an unconnected gradient would be ~1 apart)
+    relative = float((ours_in.grad - theirs_in.grad).norm() / theirs_in.grad.norm())
+    assert relative < 1e-3, relative
 
 
 def test_crepe_gradient_is_finite_on_silence(models):
@@ -190,3 +193,36 @@ def test_harmonics_components_through_parse_components():
 def test_pesto_names_the_shortest_clip_it_takes(models):
     with pytest.raises(ValueError, match=r"1000 samples is too short.*more than 2048 samples"):
         models["pesto"](torch.zeros(1, 1000))
+
+
+# ---- the pitch decision, explained: where the mask sits ----------------------------------------
+# CREPE (tiny) on the rendered piano A3 (220 Hz), 0.15 s (16 frames), one component per STFT row
+# (bands:513, n_fft 1024: 15.6 Hz rows), target = the predicted pitch bin's mean logit. The
+# share of the top-10 rows within one row of a harmonic is compared with chance (the share of
+# all rows that are: 0.21 here). Numbers from this exact setting are in docs/explain.md.
+
+def _placement(notes, method, infiller="zero", steps=60):
+    from genex.audio import explain
+
+    wave = render_notes(0.15)[0, 57] if notes is None else notes
+    e = explain("genex.audio.zoo:torchcrepe_pitch", wave, SR, components="bands:513", method=method,
+                infiller=infiller, n_samples=2, steps=steps, seed=0, in_distribution=False)
+    assert e.target["label"] in ("MIDI 57.0", "MIDI 57.1", "MIDI 56.9")
+    return harmonic_placement(e.scores, e.representation.frequencies, midi_hz(57), top_k=10)
+
+
+@pytest.fixture(scope="module")
+def piano_a3():
+    return render_notes(0.15)[0, 57]
+
+
+@pytest.mark.parametrize("method, at_least", [("ig", 0.6), ("saliency", 0.5)])
+def test_gradient_baselines_on_crepe_lean_on_harmonics(piano_a3, method, at_least):
+    placed = _placement(piano_a3, method)
+    assert placed["share"] >= at_least > 2 * placed["chance"], placed
+
+
+@pytest.mark.slow
+def test_rde_on_crepe_keeps_f0_and_harmonics(piano_a3):
+    placed = _placement(piano_a3, "rde-concrete", infiller="zero")
+    assert placed["share"] >= 0.8 and 1 in placed["harmonic_of_top"][:3], placed

@@ -6,7 +6,7 @@
   wheel).
 
 Both take a waveform ``[B, T]`` at 16 kHz and return framewise pitch logits
-``[B, frames, bins]`` (one frame every 10 ms), with ``.labels`` (``"MIDI 60.0"`` per bin),
+``[B, frames, bins]`` (CREPE: pre-sigmoid logits; PESTO: log-probabilities) (one frame every 10 ms), with ``.labels`` (``"MIDI 60.0"`` per bin),
 ``.midi`` (the MIDI pitch of each bin), ``.sample_rate`` and ``.hop_length``, so they work as
 ``genex explain --model genex.audio.zoo:torchcrepe_pitch``.
 
@@ -201,7 +201,10 @@ class PestoPitch(_PitchModel):
 
     384 bins, a third of a semitone apart from MIDI 0 (``bins_per_semitone = 3``). The network
     is pesto's own (HCQT front end, ResNet-1d encoder, the checkpoint's absolute-pitch shift);
-    the logits are the encoder's outputs before its softmax. The checkpoint is read with
+    the outputs are log-probabilities (``log_softmax`` of the encoder's outputs, computed
+    stably). Not the raw pre-softmax outputs: those all move together by hundreds (the pitch
+    bin's sits near 800 on a rendered note) without changing the decision, and an explanation
+    of "the pitch bin's mean logit" would chase that common level. The checkpoint is read with
     ``torch.load(weights_only=True)`` (pesto's own loader unpickles it unrestricted).
 
     Gradients: pesto's ``ToLogMagnitude`` computes ``abs().clamp_().log10_().mul_(20)`` in
@@ -271,7 +274,8 @@ class PestoPitch(_PitchModel):
         db = 20.0 * torch.log10(cqt.abs().clamp(min=pre.to_log.eps))   # ToLogMagnitude
         x = (db * (math.log(10) / 10.0)).flatten(0, 1)                 # PESTO.forward's mul_
         logits = self.encoder_logits(self.pesto.crop_cqt(x))
-        return logits.view(b, -1, logits.shape[-1]).roll(-self._shift_bins, -1)
+        logits = logits.view(b, -1, logits.shape[-1]).roll(-self._shift_bins, -1)
+        return torch.log_softmax(logits, -1)
 
 
 def torchcrepe_pitch(capacity: str = "tiny") -> TorchcrepePitch:
