@@ -68,14 +68,20 @@ def measure(spec: str, clips: list[np.ndarray], args, device: str) -> dict:
     a = timed(spec, clips, args.steps_a, args.n_samples, device, args.in_distribution)
     b = timed(spec, clips, args.steps_b, args.n_samples, device, args.in_distribution)
     per_step = (b - a) / (args.steps_b - args.steps_a)
+    row = {"clips": len(clips), "seconds_measured": {str(args.steps_a): round(a, 2), str(args.steps_b): round(b, 2)},
+           "peak_rss_mb_so_far": round(peak_rss_mb(), 1)}
+    if per_step <= 0:
+        # the run-to-run spread of the fixed cost (other jobs on the machine) exceeded the
+        # extra steps' cost: no per-step figure can be derived from these two runs
+        row["note"] = "timing noise exceeded the cost of the extra steps; rerun on an idle machine"
+        return row
     fixed = max(0.0, a - args.steps_a * per_step)
     total = fixed + DEFAULTS["steps"] * per_step
-    return {"clips": len(clips), "seconds_measured": {str(args.steps_a): round(a, 2), str(args.steps_b): round(b, 2)},
-            "seconds_per_step": round(per_step, 3), "seconds_fixed": round(fixed, 2),
-            "seconds_default_steps": round(total, 1),
-            "projected": args.steps_b != DEFAULTS["steps"] and args.steps_a != DEFAULTS["steps"],
-            "clips_per_minute": round(60.0 * len(clips) / total, 3),
-            "peak_rss_mb_so_far": round(peak_rss_mb(), 1)}
+    row.update({"seconds_per_step": round(per_step, 3), "seconds_fixed": round(fixed, 2),
+                "seconds_default_steps": round(total, 1),
+                "projected": DEFAULTS["steps"] not in (args.steps_a, args.steps_b),
+                "clips_per_minute": round(60.0 * len(clips) / total, 3)})
+    return row
 
 
 def main() -> None:
