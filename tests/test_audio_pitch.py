@@ -226,3 +226,29 @@ def test_gradient_baselines_on_crepe_lean_on_harmonics(piano_a3, method, at_leas
 def test_rde_on_crepe_keeps_f0_and_harmonics(piano_a3):
     placed = _placement(piano_a3, "rde-concrete", infiller="zero")
     assert placed["share"] >= 0.8 and 1 in placed["harmonic_of_top"][:3], placed
+
+
+@pytest.mark.parametrize("spec", [
+    # CREPE: 26 s on the shared 2-core machine (the in-distribution table's forward passes)
+    pytest.param("genex.audio.zoo:torchcrepe_pitch", marks=pytest.mark.slow),
+    "genex.audio.zoo:pesto_pitch"])
+def test_genex_explain_on_a_real_pitch_model_writes_every_output(tmp_path, monkeypatch, spec):
+    """The command line on torchcrepe / pesto (tiny settings), in-distribution table included."""
+    import json
+
+    import soundfile as sf
+
+    from genex.cli import main
+
+    monkeypatch.setenv("GENEX_NO_PROGRESS", "1")
+    clip = tmp_path / "a3.wav"
+    sf.write(clip, render_notes(0.15)[0, 57], SR)
+    out = tmp_path / "out"
+    assert main(["explain", "--model", spec, "--audio", str(clip), "--components", "harmonics:4",
+                 "--steps", "2", "--n-samples", "1", "--out", str(out)]) == 0
+    assert {"masks.npz", "explanation.json", "mask.png", "kept.wav", "removed.wav",
+            "index.html"} <= {p.name for p in out.iterdir()}
+    info = json.loads((out / "explanation.json").read_text())
+    assert info["target"]["label"] in ("MIDI 56.9", "MIDI 57.0", "MIDI 57.1")
+    assert len(info["scores"]) == 5                                  # 4 harmonics + the rest
+    assert {row["infiller"] for row in info["in_distribution"]} >= {"noise", "zero", "mean", "blur"}
