@@ -44,6 +44,9 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# the pitch models genex explain is tested on; --no-deps: both declare torchaudio, which has
+	# no release for the pinned torch and which neither needs for pitch (see genex/audio/zoo.py)
+	$(BIN)/python -m pip install --quiet --no-deps torchcrepe==0.0.24 pesto-pitch==2.0.1 resampy==0.4.3
 	@touch $@
 
 # the SSH/S3 clients and the S3 emulator only for `make test-remotes` (a heavy resolve)

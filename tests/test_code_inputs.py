@@ -168,15 +168,27 @@ def test_every_command_of_a_tiny_run_imported_only_its_rules_inputs(tiny_run):
 
 
 def test_a_core_command_builds_a_parser_without_the_studies():
-    """`genex render ...` must not import the study modules (they are not its inputs)."""
-    from genex.cli import _parser_for, _subcommands, build_parser
+    """`genex render ...` must not import the study modules nor the front door (genex.audio):
+    they are not its inputs; `genex explain` imports no study."""
+    import subprocess
+    import sys
+
+    from genex.cli import FRONT_DOOR, _parser_for, _subcommands, build_parser
     from genex.studies import names
 
     STUDIES = names()
 
     core = {"render", "download", "summarize", "report", "collect-metrics"}
-    assert set(_subcommands(build_parser(()))) == core
-    assert set(_subcommands(build_parser())) == core | set(STUDIES)
+    front = set(FRONT_DOOR)
+    assert set(_subcommands(build_parser(()))) == core | front
+    assert set(_subcommands(build_parser())) == core | front | set(STUDIES)
     assert set(_subcommands(_parser_for(["-v", "radio", "train"]))) == core | {"radio"}
     assert set(_subcommands(_parser_for(["render", "radio-sim"]))) == core
-    assert set(_subcommands(_parser_for(["bogus"]))) == core | set(STUDIES)
+    assert set(_subcommands(_parser_for(["explain", "--help"]))) == core | front
+    assert set(_subcommands(_parser_for(["bogus"]))) == core | front | set(STUDIES)
+    # in a fresh interpreter: building a pipeline command's parser loads no genex.audio module
+    code = ("import sys; from genex.cli import _parser_for; _parser_for(['render', 'radio-sim']); "
+            "_parser_for(['nsynth', 'features']); "
+            "print(sorted(m for m in sys.modules if m.startswith('genex.audio')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -15,6 +15,7 @@ from pathlib import Path
 from conftest import REPO
 
 LAYERS = {"genex": 0, "genex.progress": 0, "genex.xai": 1, "genex.pipeline": 2, "genex.studies": 3,
+          "genex.audio": 3,  # the front door: the library and the atomic I/O of the pipeline
           "genex.cli": 4}
 
 

@@ -90,10 +90,15 @@ def _cmd_collect_metrics(args: argparse.Namespace) -> None:
     write_json(args.out, merged)
 
 
-def build_parser(studies: tuple[str, ...] | None = None, datasets_of: tuple[str, ...] | None = None
-                 ) -> argparse.ArgumentParser:
-    """The parser of every command, with the subcommands of ``studies`` (all by default) and
-    the datasets of ``datasets_of`` (all by default) as the choices of render and download."""
+# `genex explain` and `genex fit-infiller` (genex.audio): for users' models, never run by a rule
+FRONT_DOOR = ("explain", "fit-infiller")
+
+
+def build_parser(studies: tuple[str, ...] | None = None, datasets_of: tuple[str, ...] | None = None,
+                 front_door: bool = True) -> argparse.ArgumentParser:
+    """The parser of every command, with the subcommands of ``studies`` (all by default), the
+    datasets of ``datasets_of`` (all by default) as the choices of render and download, and
+    the front door's commands unless ``front_door`` is False."""
     studies = tuple(registry.names()) if studies is None else studies
     parser = argparse.ArgumentParser(
         prog="genex",
@@ -141,6 +146,9 @@ def build_parser(studies: tuple[str, ...] | None = None, datasets_of: tuple[str,
     p.add_argument("inputs", nargs="+", help="JSON files; each is keyed by its folder name")
     p.add_argument("--out", required=True, help="merged metrics file")
     p.set_defaults(func=_cmd_collect_metrics)
+
+    if front_door:
+        importlib.import_module("genex.audio.cli").register(sub)
 
     for study in studies:
         importlib.import_module(registry.study(study).steps).register(sub)
@@ -276,8 +284,10 @@ def _parser_for(argv: list[str]) -> argparse.ArgumentParser:
     words = [a for a in argv if not a.startswith("-")]
     first = words[0] if words else None
     if first in registry.names():
-        return build_parser((first,), datasets_of=(first,))
-    core = build_parser(())
+        return build_parser((first,), datasets_of=(first,), front_door=False)
+    if first in FRONT_DOOR:  # the front door imports no study and no pipeline command
+        return build_parser((), front_door=True)
+    core = build_parser((), front_door=False)
     return core if first in _subcommands(core) else build_parser()  # --help or a typo: all
 
 
