@@ -23,7 +23,7 @@ from test_audio_pitch import SR, midi_hz, render_notes  # noqa: E402
 
 from genex.audio import explain  # noqa: E402
 from genex.audio.harmonics import harmonic_placement  # noqa: E402
-from genex.utils.io import atomic_file  # noqa: E402
+from genex.pipeline.io import atomic_file  # noqa: E402
 
 METHODS = (("saliency", "zero"), ("ig", "zero"), ("rde-concrete", "zero"), ("rde-concrete", "noise"))
 
