@@ -92,15 +92,15 @@ def _bad_input(tmp_path: Path, case: str, model: str) -> tuple[list[str], str]:
     clip = tmp_path / "clip.wav"
     if case == "not audio":
         clip.write_text("hello\n")
-        return ["--audio", str(clip)], f"genex explain: {clip}: not an audio file"
+        return ["--audio", str(clip)], f"genex explain: {clip}: not a readable audio file"
     if case == "empty":
         sf.write(clip, np.zeros(0, dtype=np.float32), RATE)
-        return ["--audio", str(clip)], f"genex explain: {clip}: empty audio file"
+        return ["--audio", str(clip)], f"genex explain: {clip}: no samples (an empty audio file)"
     if case == "nan":
         wave = tone()
         wave[100:110] = np.nan
         sf.write(clip, wave, RATE, subtype="FLOAT")
-        return ["--audio", str(clip)], f"genex explain: {clip}: 10 samples are NaN or infinite"
+        return ["--audio", str(clip)], f"genex explain: {clip}: 10 non-finite samples (NaN or inf)"
     _wav(clip)
     if case == "unknown target":
         return (["--audio", str(clip), "--target", "bird"],

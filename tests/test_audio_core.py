@@ -116,8 +116,8 @@ def test_load_audio_mixes_to_mono_and_resamples_with_a_notice(tmp_path, caplog):
 
 
 @pytest.mark.parametrize("case, message", [
-    ("text", "not an audio file"), ("empty", "empty audio file"), ("nan", "NaN or infinite"),
-    ("missing", "no such file")])
+    ("text", "not a readable audio file"), ("empty", "no samples (an empty audio file)"),
+    ("nan", "non-finite samples (NaN or inf)"), ("missing", "audio file not found")])
 def test_load_audio_names_the_file_and_the_problem_in_one_line(tmp_path, case, message):
     path = tmp_path / f"{case}.wav"
     if case == "text":
