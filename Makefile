@@ -27,10 +27,10 @@ test-full: test $(REMOTES_STAMP)  ## the fast tier, then the DAG runs and slow t
 	$(BIN)/pytest -m '(slow or pipeline) and not slurm' $(PYTEST_ARGS)
 
 test-slurm: setup  ## the tiny DAG on a one-node SLURM cluster on localhost (root, Debian)
-	$(BIN)/pytest -m slurm tests/test_slurm.py $(PYTEST_ARGS)
+	$(BIN)/pytest -m slurm tests/pipeline/test_slurm.py $(PYTEST_ARGS)
 
 test-remotes: setup $(REMOTES_STAMP)  ## DVC push/pull through SSH and S3 (emulated) servers started on 127.0.0.1
-	$(BIN)/pytest -m remote tests/test_remotes.py $(PYTEST_ARGS)
+	$(BIN)/pytest -m remote tests/pipeline/test_remotes.py $(PYTEST_ARGS)
 
 setup: system-packages $(STAMP)  ## install Debian packages, .venv and genex (skips what is done)
 

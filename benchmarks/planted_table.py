@@ -1,6 +1,6 @@
 """The planted-feature table: method x infiller -> mean top-k overlap over seeds.
 
-Runs the cases of tests/test_xai_planted.py (same inputs, models and hyper-parameters) and
+Runs the cases of tests/unit/xai/test_xai_planted.py (same inputs, models and hyper-parameters) and
 writes, per case, the overlap per layout (mean over seeds), the mean over layouts, and
 whether the case is an expected failure there.
 
@@ -43,7 +43,7 @@ def main() -> None:
             cell["mean"] = round(float(np.mean(list(cell["by_layout"].values()))), 4)
     out = {"description": "mean top-k overlap with the planted entries over seeds "
                           f"{list(planted.SEEDS)} ({planted.BATCH} inputs each); success = >= 0.8 "
-                          "for every seed (tests/test_xai_planted.py)",
+                          "for every seed (tests/unit/xai/test_xai_planted.py)",
            "layouts": {k: {"input": list(v[0]), "planted": list(v[1])} for k, v in planted.LAYOUTS.items()},
            "torch": torch.__version__, "table": table}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(fluidsynth libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont
-          openssh-server   # sshd: the SSH remote test (tests/test_remotes.py) starts its own
+          openssh-server   # sshd: the SSH remote test (tests/pipeline/test_remotes.py) starts its own
           chromium)        # headless: the test that `genex explain`'s index.html loads every image and audio
 packages+=("$@")   # extra packages, e.g. slurm-wlm munge for the SLURM test
 

@@ -9,7 +9,7 @@ defines, and every module that is imported on the way (its top level runs on imp
 Precise where Python is static (functions, classes, ``from genex.x import y``, module
 attributes ``x.y``); a class counts whole. Strings that name code (``"genex.studies.x.render:render"``)
 are the caller's to pass as further entry points. ``tests/pipeline`` checks the result
-against the modules each command of a tiny run really imported (tests/test_code_inputs.py).
+against the modules each command of a tiny run really imported (tests/unit/workflow/test_code_inputs.py).
 """
 
 from __future__ import annotations

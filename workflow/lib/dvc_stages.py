@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python workflow/lib/dvc_stages.py > dvc.yaml
 
-and tests/test_share.py fails while the committed dvc.yaml differs. One stage renders each
+and tests/pipeline/test_share.py fails while the committed dvc.yaml differs. One stage renders each
 embedded dataset, one summarises it, one per study runs its rule file's targets, one builds
 the report. A study's stage is ``workflow/dvc/<study>.yaml`` where the study needs more than
 the usual (its outputs and plots for DVC to track); else the usual: the study's metrics and

@@ -212,7 +212,7 @@ class PestoPitch(_PitchModel):
     before ``exp`` and the encoder read it. Autograd accepts all of it (checked, no version-counter
     error and no zero gradient): the gradient of
     pesto's own softmax output with respect to the waveform equals this wrapper's exactly
-    (tests/test_audio_pitch.py). The wrapper still reproduces ``PESTO.forward`` out of place
+    (tests/unit/audio/test_audio_pitch.py). The wrapper still reproduces ``PESTO.forward`` out of place
     (same values) rather than calling it, because ``PESTO.forward`` returns the softmax
     probabilities, whose log underflows to -inf far from the pitch (zero gradient there), and
     it runs the volume/confidence heads, which the pitch logits do not depend on.

@@ -173,7 +173,7 @@ class _History:
 
 #: One set of defaults for both optimisers and the nsynth study's default profile
 #: (config/config.yaml ``nsynth.rde``): converges in ``steps`` on planted models
-#: (tests/test_xai_rde.py). The papers' values are in config/paper.yaml ("paper": λ 50 per
+#: (tests/unit/xai/test_xai_rde.py). The papers' values are in config/paper.yaml ("paper": λ 50 per
 #: note / 30 per class, t 0.1, plain Adam at lr 1e-5 for 10⁶ steps / 1e-4 for 2·10⁵).
 DEFAULTS = dict(lam=5.0, lr_concrete=0.5, lr_l1=0.05, steps=150, n_samples=2, warmup=0.1,
                 schedule="cosine")

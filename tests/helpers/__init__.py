@@ -1,0 +1,1 @@
+"""What several test files share: workflow runners, tiny audio models, local remote servers."""

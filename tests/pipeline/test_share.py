@@ -1,0 +1,112 @@
+"""Versioned results shared through DVC: repro, push, pull into a fresh clone, experiments.
+
+The repository's DVC stages run the default profile; here the tiny overlay is merged into a
+copy's ``config/config.yaml`` (as a user would edit it), so DVC tracks exactly the params
+that ran. The remote is a folder in the test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+import yaml
+from helpers.workflow import REPO, run
+
+GIT = ["git", "-c", "user.name=genex-test", "-c", "user.email=test@genex.invalid"]
+
+
+def deep_merge(base: dict, overlay: dict) -> dict:
+    """Snakemake's --configfile semantics: nested mappings merge, everything else replaces."""
+    out = dict(base)
+    for key, value in overlay.items():
+        out[key] = deep_merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
+def dvc(*args, cwd, **kw):
+    return run([shutil.which("dvc", path=os.environ["PATH"]) or "dvc", *args], cwd=cwd, **kw)
+
+
+@pytest.fixture(scope="module")
+def dvc_repo(tiny_run, tmp_path_factory):
+    """A git + DVC repository of the tiny run, reproduced through DVC.
+
+    As after `make run` then `make repro`: the finished run is copied, so DVC's stages find
+    Snakemake's outputs current and only hash and cache them.
+    """
+    root = tmp_path_factory.mktemp("share")
+    repo = root / "origin"
+    shutil.copytree(tiny_run, repo, symlinks=True)
+    config = deep_merge(yaml.safe_load((REPO / "config/config.yaml").read_text()),
+                        yaml.safe_load((REPO / "config/tiny.yaml").read_text()))
+    (repo / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    run(GIT + ["init", "-q", "-b", "main"], cwd=repo)
+    dvc("remote", "modify", "local", "url", str(root / "remote"), cwd=repo)
+    dvc("repro", cwd=repo)
+    run(GIT + ["add", "-A"], cwd=repo)
+    run(GIT + ["commit", "-q", "-m", "tiny run"], cwd=repo)
+    return repo
+
+
+def test_dvc_pipeline_is_valid_and_ends_in_the_report():
+    """dvc.yaml parses and its outputs do not overlap (DVC refuses to run otherwise)."""
+    dvc("dag", cwd=REPO)  # builds the graph: fails on overlapping or cyclic outputs
+    stages = set(dvc("stage", "list", "--name-only", cwd=REPO).stdout.split())
+    assert {"nsynth", "piano", "vocal", "radio", "report"} <= stages, stages
+
+
+def test_dvc_yaml_is_generated_from_the_study_registry():
+    """dvc.yaml is written by workflow/lib/dvc_stages.py from the registry: a stage per embedded
+    dataset and per study. After adding a study or a dataset:
+    PYTHONPATH=src python workflow/lib/dvc_stages.py > dvc.yaml"""
+    import sys
+
+    sys.path.insert(0, str(REPO / "workflow" / "lib"))
+    import dvc_stages
+    from genex.studies import datasets, names
+
+    expected = dvc_stages.dvc_yaml(REPO)
+    assert (REPO / "dvc.yaml").read_text() == expected, "dvc.yaml is stale: regenerate it (see above)"
+    for name in names():
+        assert f"\n  {name}:\n" in expected and f"results/{name}/section" in expected, name
+    for name, described in datasets().items():
+        assert (f"\n      {name}: " in expected) == bool(described.render), name
+
+
+def test_second_repro_does_nothing(dvc_repo):
+    out = dvc("repro", cwd=dvc_repo).stdout
+    assert "Data and pipelines are up to date" in out
+    assert "Running stage" not in out
+
+
+def test_push_then_pull_into_a_fresh_clone_leaves_nothing_to_do(dvc_repo, tmp_path):
+    pushed = dvc("push", cwd=dvc_repo).stdout
+    assert "pushed" in pushed
+    clone = tmp_path / "clone"
+    run(GIT + ["clone", "-q", str(dvc_repo), str(clone)])
+    assert not (clone / "results/report/index.html").exists()
+    assert not list(clone.glob("results/*/section")), "outputs must come from DVC, not git"
+    run([str(clone / "scripts/pull.sh")], cwd=clone)
+    assert (clone / "results/report/index.html").exists()
+    for metrics in dvc_repo.glob("results/**/metrics.json"):
+        assert (clone / metrics.relative_to(dvc_repo)).read_bytes() == metrics.read_bytes()
+    dry = run([shutil.which("snakemake", path=os.environ["PATH"]) or "snakemake", "-n",
+               "--profile", "workflow/profiles/default"], cwd=clone).stdout
+    assert "Nothing to be done" in dry, dry
+    assert "Data and pipelines are up to date" in dvc("status", cwd=clone).stdout
+
+
+def test_experiment_changes_params_and_metrics_diff_shows_them(dvc_repo):
+    base = json.loads((dvc_repo / "results/datasets/metrics.json").read_text())
+    dvc("exp", "run", "-S", "config/config.yaml:datasets.nsynth_sf.notes_per_instrument=3", cwd=dvc_repo)
+    diff = json.loads(dvc("metrics", "diff", "--json", cwd=dvc_repo).stdout)
+    changed = diff["results/datasets/metrics.json"]
+    notes = [key for key in changed if key.startswith("nsynth-sf.") and "notes" in key]
+    assert notes, changed
+    assert all(changed[k]["old"] != changed[k]["new"] for k in notes)
+    params = json.loads(dvc("params", "diff", "--json", cwd=dvc_repo).stdout)
+    assert params["config/config.yaml"]["datasets.nsynth_sf.notes_per_instrument"]["new"] == 3
+    assert base == json.loads(run(GIT + ["show", "HEAD:results/datasets/metrics.json"], cwd=dvc_repo).stdout)

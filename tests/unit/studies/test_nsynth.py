@@ -1,0 +1,261 @@
+"""nsynth study: features, networks, infillers on the study's shapes, RDE on a planted
+classifier over [2, 1024], the per-class query, resumable training, and the tiny run.
+
+Already covered generically in test_explain.py (not repeated here): infillers keep kept
+entries bit-exactly for every infiller kind, and the concrete sampler's mean matches its
+probabilities (``test_concrete_mask_mean_matches_probabilities``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from genex.xai import BlurInfiller, MeanInfiller, NoiseInfiller, ZeroInfiller
+from genex.studies.nsynth.explain import (
+    class_query,
+    explain_notes,
+    generative_infiller,
+    keep_top,
+    select_notes,
+)
+from genex.studies.nsynth.spectrum import log_frequencies, note_spectrum, resynthesise
+from genex.studies.nsynth.models import Critic, Inpainter, InstrumentCNN, count_parameters
+
+SHAPE = (2, 1024)
+BAND = list(range(400, 440))  # planted: magnitude bins 400..439 (≈ 0.6–0.8 kHz)
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    monkeypatch.setenv("GENEX_NO_PROGRESS", "1")
+
+
+# ---- features --------------------------------------------------------------------------------
+def test_features_are_power_normalised_log_frequency_spectra():
+    sr = 16000
+    t = np.arange(sr) / sr
+    audio = 0.3 * np.sin(2 * np.pi * 440.0 * t)
+    spec = note_spectrum(audio, sr)
+    assert spec.shape == SHAPE and spec.dtype == np.float32
+    assert np.mean(spec[0].astype(np.float64) ** 2) == pytest.approx(1.0, rel=1e-5)
+    f = log_frequencies()
+    assert f[0] == pytest.approx(20.0) and f[-1] == pytest.approx(8000.0)
+    assert abs(f[int(np.argmax(spec[0]))] - 440.0) < 3.0  # the peak sits at the tone
+    assert np.all(np.abs(spec[1]) <= 1.0)
+    # power normalisation: the level of the note does not matter
+    assert np.allclose(note_spectrum(3 * audio, sr)[0], spec[0], rtol=1e-4, atol=1e-5)
+    assert not note_spectrum(np.zeros(sr), sr)[0].any()  # silence stays zero, no NaN
+    with pytest.raises(ValueError, match="Nyquist"):
+        note_spectrum(audio, 8000)
+
+
+def test_resynthesis_puts_energy_at_the_kept_frequencies():
+    spec = np.zeros(SHAPE, np.float32)
+    k = int(np.argmin(np.abs(log_frequencies() - 1000.0)))
+    spec[0, k] = 1.0
+    audio = resynthesise(spec, 16000, seconds=1.0)
+    peak_hz = np.argmax(np.abs(np.fft.rfft(audio))) * 16000 / audio.size
+    assert abs(peak_hz - log_frequencies()[k]) < 2.0
+    assert np.max(np.abs(audio)) == pytest.approx(0.5, rel=1e-4)
+    assert not resynthesise(np.zeros(SHAPE), 16000, 0.1).any()
+
+
+# ---- networks --------------------------------------------------------------------------------
+def test_inpainter_has_the_papers_table2_size_and_shapes():
+    full = Inpainter(1024, width=1.0)
+    assert count_parameters(full) == 737_266  # paper Table 2
+    assert full.bottleneck_len == 112
+    small = Inpainter(1024, width=0.125).eval()
+    x = torch.randn(3, *SHAPE)
+    mask = (torch.rand(3, *SHAPE) > 0.5).float()
+    out = small(x * mask, mask, torch.randn(3, small.noise_dim))
+    assert out.shape == (3, *SHAPE)
+    assert bool((out[:, 0] >= 0).all()) and bool((out[:, 1].abs() <= 1).all())
+    with pytest.raises(ValueError, match="noise"):
+        small(x * mask, mask, torch.randn(3, 5))
+    assert Critic(0.25)(x).shape == (3,)
+    clf = InstrumentCNN(11, 4, 16).eval()
+    assert clf(x).shape == (3, 11) and clf.embed(x).shape == (3, 16)
+
+
+def test_every_study_infiller_keeps_kept_components_bit_exactly():
+    torch.manual_seed(0)
+    x = torch.randn(4, *SHAPE)
+    keep = (torch.rand(4, *SHAPE) > 0.5).float()
+    gan = generative_infiller(Inpainter(1024, width=0.0625).eval(), seed=0)
+    for infiller in (gan, ZeroInfiller(), MeanInfiller(x.mean(0)), NoiseInfiller(0.0, 1.0),
+                     BlurInfiller(8.0)):
+        z = infiller(x, keep, 3)
+        assert z.shape == (3, 4, *SHAPE)
+        kept = keep.bool().expand_as(z)
+        assert torch.equal(z[kept], x.expand_as(z)[kept]), type(infiller).__name__
+    z = gan(x, keep, 2)
+    assert not torch.equal(z[0], z[1])  # fresh noise per draw
+
+
+# ---- explanation -----------------------------------------------------------------------------
+class PlantedSpectrumModel(nn.Module):
+    """Two logits over [2, 1024]: logit 0 sums the planted magnitude band, logit 1 is 0."""
+
+    def __init__(self, channel: int = 0, band: list[int] = BAND) -> None:
+        super().__init__()
+        w = torch.zeros(2, *SHAPE)
+        w[0, channel, band] = 1.0
+        self.weight = nn.Parameter(w)
+
+    def forward(self, z):
+        return torch.einsum("ncl,kcl->nk", z, self.weight)
+
+
+RDE_PARAMS = dict(lam=20.0, temperature=0.1, lr_concrete=0.1, lr_l1=0.05, steps=120,
+                  n_samples=4, init=0.5, class_lam=1.0, class_lr=0.1, class_steps=120)
+
+
+def test_rde_explains_a_planted_band_on_the_study_shape():
+    g = torch.Generator().manual_seed(0)
+    x = 1.0 + torch.rand(3, *SHAPE, generator=g)
+    masks = explain_notes(PlantedSpectrumModel(), NoiseInfiller(0.0, 1.0), x, RDE_PARAMS, seed=0)
+    for name in ("rde_concrete", "rde_l1"):
+        m = masks[name]
+        assert m.shape == (3, 2048)
+        top = m.topk(len(BAND), dim=1).indices
+        overlap = [len(set(r.tolist()) & set(BAND)) / len(BAND) for r in top]
+        assert min(overlap) >= 0.8, (name, overlap)
+
+
+def test_class_query_separates_magnitude_from_phase():
+    """One logit reads both channels' band; family 0's notes carry it in the phase only,
+    family 1's in the magnitude only, so (zero infill) each family needs one channel."""
+
+    class BandSum(nn.Module):
+        def forward(self, z):
+            return (z[:, 0, BAND].sum(1) + z[:, 1, BAND].sum(1)).unsqueeze(1)
+
+    g = torch.Generator().manual_seed(1)
+    x = 1.0 + torch.rand(8, *SHAPE, generator=g)
+    x[:4, 0, BAND] = 0.0   # family 0: nothing in the magnitude band
+    x[4:, 1, BAND] = 0.0   # family 1: nothing in the phase band
+    families = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    probs, history = class_query(BandSum(), ZeroInfiller(), x, families, 3, RDE_PARAMS, seed=0)
+    assert probs.shape == (3, 2)
+    assert float(probs[0, 1]) > 0.9 and float(probs[0, 0]) < 0.1   # family 0: phase
+    assert float(probs[1, 0]) > 0.9 and float(probs[1, 1]) < 0.1   # family 1: magnitude
+    assert bool(torch.isnan(probs[2]).all())  # a family without notes has no answer
+    assert history["loss"][-1] < history["loss"][0]
+
+
+def test_keep_top_and_note_selection():
+    scores = torch.tensor([[0.1, 0.9, 0.5, 0.5], [1.0, 0.0, 0.0, 0.0]])
+    assert keep_top(scores, 0.5).tolist() == [[0, 1, 1, 0], [1, 1, 0, 0]]  # ties: lower index
+    assert keep_top(scores, 0.0).sum() == 0
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 5)
+    idx = select_notes(labels, 4, 4)
+    assert np.bincount(labels[idx], minlength=4).tolist() == [4, 3, 4, 0]
+    assert idx[0] == 0 and 9 in idx  # spread over the family, both ends
+
+
+# ---- training resumes after a kill ----------------------------------------------------------
+def _toy_data(n: int = 66):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % 11
+    x = torch.rand(n, *SHAPE, generator=g)
+    x[torch.arange(n), 0, 100 + 60 * y] += 5.0  # one family, one peak
+    return {"train": (x, y), "valid": (x[:22], y[:22])}
+
+
+CLF_PARAMS = dict(n_classes=11, width=4, hidden=16, dropout=0.0, epochs=3, batch_size=16,
+                  lr=0.01, weight_decay=0.0, gain_jitter=0.1)
+
+
+def test_classifier_training_resumes_after_a_kill(tmp_path, monkeypatch, caplog):
+    from genex.pipeline import checkpoint as ckpt_mod
+    from genex.studies.nsynth.train import train_classifier
+
+    data = _toy_data()
+    torch.manual_seed(0)
+    whole, state = train_classifier(data, CLF_PARAMS, 0, torch.device("cpu"), tmp_path / "a")
+    assert state.epoch == 3 and len(state.history) == 3
+
+    saves = {"n": 0}
+    real_save = ckpt_mod.Checkpointer.save
+
+    def dying_save(self, st, best=False):
+        real_save(self, st, best)
+        saves["n"] += 1
+        if saves["n"] == 2:
+            raise KeyboardInterrupt("killed")  # the job dies right after epoch 2's checkpoint
+
+    monkeypatch.setattr(ckpt_mod.Checkpointer, "save", dying_save)
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(data, CLF_PARAMS, 0, torch.device("cpu"), tmp_path / "b")
+    monkeypatch.setattr(ckpt_mod.Checkpointer, "save", real_save)
+    torch.manual_seed(123)  # a resumed run must not depend on the global seed at start
+    with caplog.at_level(logging.INFO, logger="genex.pipeline.checkpoint"):
+        resumed, state_b = train_classifier(data, CLF_PARAMS, 0, torch.device("cpu"), tmp_path / "b")
+    assert "resumed from checkpoint" in caplog.text and "at epoch 2" in caplog.text
+    assert state_b.epoch == 3 and state_b.history == state.history
+    for (k, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+# ---- the tiny run ----------------------------------------------------------------------------
+METRIC_KEYS = ["classifier.test_accuracy", "sanity.randomised_model_spearman",
+               *(f"in_distribution.{i}.{k}" for i in ("gan", "zero", "mean", "noise", "blur")
+                 for k in ("agreement", "frechet")),
+               *(f"faithfulness.{m}.keep_{k}" for m in ("rde_concrete", "rde_l1", "saliency",
+                                                        "integrated_gradients", "occlusion", "random")
+                 for k in (5, 10, 20)),
+               *(f"table1.{f}.{c}" for f in ("bass", "brass", "flute", "guitar", "keyboard", "mallet",
+                                             "organ", "reed", "string", "synth_lead", "vocal")
+                 for c in ("magnitude", "phase", "paper_magnitude", "paper_phase"))]
+
+
+def _lookup(tree: dict, dotted: str):
+    for key in dotted.split("."):
+        tree = tree[key]
+    return tree
+
+
+def test_tiny_run_writes_metrics_and_a_valid_section(tiny_run):
+    from genex.pipeline.report.html import load_section
+
+    metrics = json.loads((tiny_run / "results/nsynth/metrics.json").read_text())
+    for key in METRIC_KEYS:
+        _lookup(metrics, key)  # KeyError names the missing key
+    assert 0.0 <= metrics["classifier"]["test_accuracy"] <= 1.0
+    assert metrics["table1"]["string"]["paper_phase"] == 0.0
+    section = load_section(tiny_run / "results/nsynth/section")
+    assert section.group == "Studies"
+    kinds = [b["type"] for b in section.blocks]
+    assert kinds.count("audio") >= 3 and kinds.count("figure") >= 4 and kinds.count("table") >= 3
+    assert (tiny_run / "results/nsynth/deletion_curve.csv").read_text().startswith("keep_percent,")
+    assert (tiny_run / "results/nsynth/checkpoints/classifier/last.pt").is_file()
+    text = (tiny_run / "results/nsynth/metrics.json").read_text()
+    assert "/" not in text.replace("\\/", "")  # no paths in the metrics
+    for name in ("features", "train_classifier", "train_inpainter", "explain_notes",
+                 "explain_classes", "evaluate", "report"):
+        assert (tiny_run / f"logs/benchmarks/nsynth/{name}.tsv").is_file()
+
+
+def test_changing_rde_lambda_reruns_only_explanation_rules(tiny_run, copy_of):
+    import yaml
+    from helpers.workflow import planned_jobs
+
+    work = copy_of(tiny_run)
+    tiny = work / "config" / "tiny.yaml"
+    config = yaml.safe_load(tiny.read_text())
+    config["nsynth"]["rde"]["lam"] += 2.0
+    tiny.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(work)
+    assert {"nsynth_explain_notes", "nsynth_explain_classes", "nsynth_evaluate",
+            "nsynth_report"} <= set(jobs), jobs
+    for rule in ("nsynth_features", "nsynth_train_classifier", "nsynth_train_inpainter"):
+        assert rule not in jobs, jobs
+

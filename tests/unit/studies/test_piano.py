@@ -1,0 +1,226 @@
+"""Piano study: smoother sizes, the training loops' resume, the backward tools, and the tiny DAG.
+
+The issue's core tests (invertibility to 1e-5, the label builder on a hand-written MIDI with
+sustain pedal and a re-struck key, the filterbank, SWD = POT²) live in test_piano_core.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from helpers.workflow import run, snakemake_cmd
+
+from genex.studies.piano.features import FrameSet
+from genex.studies.piano.labels import N_KEYS, PHASE, VELOCITY, Y_DIM
+from genex.studies.piano.models import PAPER_SMOOTHER_PARAMS, FramewiseCNN, KeySmoother
+from genex.pipeline import load_tensors
+
+MODELS = ("inn_threshold", "inn_gru", "inn_lstm", "inn_bigru", "cnn_baseline")
+
+
+# ----------------------------------------------------------------------------- models
+
+@pytest.mark.parametrize("kind,hidden,layers", [("gru", 4, 1), ("lstm", 4, 1), ("bigru", 8, 3)])
+def test_smoothers_have_the_papers_sizes(kind, hidden, layers):
+    model = KeySmoother(kind, hidden, layers, dropout=0.5 if layers > 1 else 0.0)
+    assert model.n_parameters() == PAPER_SMOOTHER_PARAMS[kind]
+    out = model(torch.zeros(5, 17, 2))
+    assert out.shape == (5, 17, 3)
+
+
+def test_cnn_baseline_is_about_as_large_as_the_inn():
+    assert 0.8 * 990_720 < FramewiseCNN().n_parameters() < 1.2 * 990_720
+    assert FramewiseCNN()(torch.zeros(3, 144)).shape == (3, 88)
+
+
+def test_key_sequences_targets():
+    from genex.studies.piano.train import key_sequences
+
+    y = np.zeros((6, Y_DIM), np.float32)
+    y[1:4, PHASE][:, 5] = [5.0, 4.95, 4.9]
+    y[1:4, VELOCITY][:, 5] = 0.5
+    y_hat = y + 0.1
+    inputs, targets = key_sequences(y_hat, y)
+    assert inputs.shape == (N_KEYS, 6, 2) and targets.shape == (N_KEYS, 6, 3)
+    np.testing.assert_allclose(inputs[5, :, 0], y_hat[:, 5])
+    np.testing.assert_array_equal(targets[5, :, 2], [0, 1, 1, 1, 0, 0])
+    assert targets[:5, :, 2].sum() == 0
+
+
+# ----------------------------------------------------------------------------- training
+
+def synthetic_frames(n_rec: int = 4, frames: int = 40, seed: int = 0) -> FrameSet:
+    """Recordings whose spectrum lights the bin of each sounding key (learnable in steps)."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for _ in range(n_rec):
+        y = np.zeros((frames, Y_DIM), np.float32)
+        x = 0.05 * rng.random((frames, 144)).astype(np.float32)
+        for _ in range(6):
+            key, start = rng.integers(30, 60), rng.integers(0, frames - 8)
+            y[start:start + 8, key] = 5 * 0.99 ** np.arange(8)
+            y[start:start + 8, N_KEYS + key] = 0.6
+            x[start:start + 8, key + 20] += 1.0
+        y[:, 2 * N_KEYS] = 1.0
+        xs.append(x)
+        ys.append(y)
+    return FrameSet(x=np.concatenate(xs), y=np.concatenate(ys),
+                    offsets=np.arange(n_rec + 1) * frames, names=np.array([f"r{i}" for i in range(n_rec)]),
+                    pieces=np.array([f"p{i}" for i in range(n_rec)]),
+                    splits=np.array(["train", "train", "valid", "test"][:n_rec]),
+                    instruments=np.zeros(n_rec, np.int64), pitches=-np.ones(n_rec, np.int64))
+
+
+INN_PARAMS = {"hidden": 16, "blocks": 2, "clamp": 2.0, "epochs": 3, "batch_size": 16,
+              "batches_per_epoch": 0, "ramp_epochs": 1.0, "n_projections": 32,
+              "lambda_backward": 100.0, "pad_noise": 0.03, "label_noise": 0.03, "lr": 1e-3,
+              "weight_decay": 2e-5, "lr_step": 12, "lr_gamma": 0.96, "grad_limit": 15.0,
+              "valid_frames": 64}
+
+
+class Killed(Exception):
+    pass
+
+
+def test_inn_training_resumes_after_a_kill_to_the_same_weights(tmp_path, monkeypatch):
+    """A run killed after its first checkpoint and restarted ends with bit-equal weights."""
+    import genex.studies.piano.train as tp
+
+    data = synthetic_frames()
+    cpu = torch.device("cpu")
+    tp.train_inn(data, INN_PARAMS, 3, cpu, tmp_path / "ck_a", tmp_path / "a.pt")
+
+    real_save = tp.Checkpointer.save
+
+    def save_then_die(self, state, best=False):
+        real_save(self, state, best)
+        raise Killed
+
+    monkeypatch.setattr(tp.Checkpointer, "save", save_then_die)
+    with pytest.raises(Killed):
+        tp.train_inn(data, INN_PARAMS, 3, cpu, tmp_path / "ck_b", tmp_path / "b.pt")
+    assert not (tmp_path / "b.pt").exists()  # nothing half-written
+    monkeypatch.setattr(tp.Checkpointer, "save", real_save)
+    tp.train_inn(data, INN_PARAMS, 3, cpu, tmp_path / "ck_b", tmp_path / "b.pt")
+    a, b = load_tensors(tmp_path / "a.pt"), load_tensors(tmp_path / "b.pt")
+    assert len(b["history"]) == 3
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+
+
+def test_inn_training_learns_and_stays_invertible(tmp_path):
+    import genex.studies.piano.train as tp
+
+    data = synthetic_frames()
+    params = INN_PARAMS | {"epochs": 6, "lr": 3e-3}
+    tp.train_inn(data, params, 0, torch.device("cpu"), tmp_path / "ck", tmp_path / "inn.pt")
+    history = load_tensors(tmp_path / "inn.pt")["history"]
+    assert history[-1]["fit"] < history[0]["fit"]
+    model = tp.load_inn(tmp_path / "inn.pt")
+    x = torch.as_tensor(data.x)
+    with torch.no_grad():
+        z, pad, y = model.encode(x)
+        x_back, _ = model.decode(z, y, pad)
+    assert torch.max(torch.abs(x_back - x)) < 1e-5
+
+
+def test_smoother_and_cnn_train_and_write_their_models(tmp_path):
+    import genex.studies.piano.train as tp
+
+    data = synthetic_frames()
+    cpu = torch.device("cpu")
+    params = {"hidden": 4, "layers": 1, "dropout": 0.0, "optimizer": "sgd", "lr": 0.05,
+              "momentum": 0.9, "epochs": 2, "batch_size": 8, "batches_per_epoch": 2, "crop": 16}
+    info = tp.train_smoother("lstm", data, data.y + 0.05, params, 0, cpu, tmp_path / "ck", tmp_path / "lstm.pt")
+    assert info["parameters"] == 143
+    roll = tp.smooth_roll(tp.load_smoother(tmp_path / "lstm.pt"), data.y[:40], cpu)
+    assert roll.shape == (40, 88) and np.all((roll >= 0) & (roll <= 1))
+    cnn = {"channels": 2, "hidden": 8, "lr": 1e-3, "epochs": 1, "batch_size": 16, "batches_per_epoch": 0}
+    tp.train_cnn(data, cnn, 0, cpu, tmp_path / "ck_cnn", tmp_path / "cnn.pt")
+    assert tp.cnn_roll(tp.load_cnn(tmp_path / "cnn.pt"), data.x[:10], cpu).shape == (10, 88)
+
+
+# ----------------------------------------------------------------------------- backward tools
+
+def test_denoise_and_concept_quantiles():
+    from genex.studies.piano.inspection import denoise_labels, quantile_table
+
+    y = np.array([[0.2, 0.6, -0.1]], np.float32)
+    np.testing.assert_allclose(denoise_labels(y, 0.5), [[0.0, 0.6, 0.0]])
+    table = quantile_table({60: np.arange(101, dtype=float)[None], 21: np.zeros((2, 3))})
+    assert list(table) == ["21", "60"]
+    assert table["60"] == {"q05": 5.0, "q25": 25.0, "q50": 50.0, "q75": 75.0, "q95": 95.0}
+
+
+def test_latent_statistics_of_a_normal_sample():
+    from genex.studies.piano.evaluate import latent_statistics
+
+    z = np.random.default_rng(0).standard_normal((4000, 9))
+    stats = latent_statistics(z)
+    assert abs(stats["z_mean"]) < 0.05 and abs(stats["z_std"] - 1) < 0.05
+    assert stats["ks_statistic"] < 0.02
+    assert latent_statistics(0.1 * z)["ks_statistic"] > 0.3
+
+
+# ----------------------------------------------------------------------------- tiny DAG
+
+def test_tiny_run_writes_piano_metrics_and_section(tiny_run):
+    from genex.pipeline.report.html import load_section
+
+    metrics = json.loads((tiny_run / "results" / "piano" / "metrics.json").read_text())
+    assert metrics["inn"]["reconstruction_max_abs_error"] <= 1e-4
+    for model in MODELS:
+        scores = metrics["framewise"][model]
+        assert set(scores) == {"precision", "recall", "f1"}
+        assert all(0.0 <= v <= 1.0 for v in scores.values())
+    assert {"z_mean", "z_std", "ks_statistic"} <= set(metrics["latent"])
+    assert len(metrics["concept"]) == 88
+    assert all(list(q) == ["q05", "q25", "q50", "q75", "q95"] and list(q.values()) == sorted(q.values())
+               for q in metrics["concept"].values())
+    section = load_section(tiny_run / "results" / "piano" / "section")
+    kinds = [b["type"] for b in section.blocks]
+    assert section.group == "Studies" and kinds.count("figure") == 5 and kinds.count("audio") >= 4
+    assert "table" in kinds
+    assert "piano" in (tiny_run / "results" / "report" / "index.html").read_text().lower()
+    assert not list((tiny_run / "results" / "piano").glob(".*.partial"))
+    assert (tiny_run / "results" / "piano" / "checkpoints" / "inn" / "last.pt").is_file()
+    assert (tiny_run / "logs" / "benchmarks" / "piano" / "train_inn.tsv").is_file()
+
+
+def piano_cmd(workdir, *args: str) -> list[str]:
+    """snakemake_cmd with the piano target placed before --configfile (which takes nargs)."""
+    cmd = snakemake_cmd(workdir, *args)
+    at = cmd.index("--cores")
+    return cmd[:at] + ["results/piano/metrics.json"] + cmd[at:]
+
+
+def planned_jobs(workdir) -> set[str]:
+    proc = run(piano_cmd(workdir, "--dry-run"))
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return set()
+    table = text.split("Job stats:")[1].split("Reasons:")[0]
+    return {m.group(1) for line in table.splitlines()
+            if (m := re.match(r"^(\w+)\s+\d+\s*$", line.strip())) and m.group(1) != "total"}
+
+
+@pytest.mark.parametrize("key,value,expected", [
+    (("explanation", "concept_samples"), 4, {"piano_inspect", "piano_report"}),
+    (("evaluation", "threshold"), 0.4, {"piano_evaluate", "piano_report"}),
+    (("smoothers", "gru", "lr"), 0.02, {"piano_train_smoother", "piano_evaluate", "piano_report"}),
+])
+def test_a_piano_parameter_reruns_only_its_phase(tiny_run, copy_of, key, value, expected):
+    workdir = copy_of(tiny_run)
+    tiny = workdir / "config" / "tiny.yaml"
+    config = yaml.safe_load(tiny.read_text())
+    node = config.setdefault("piano", {})
+    for k in key[:-1]:
+        node = node.setdefault(k, {})
+    node[key[-1]] = value
+    tiny.write_text(yaml.safe_dump(config))
+    assert planned_jobs(workdir) == expected

@@ -1,0 +1,267 @@
+"""The radio study: components, infills, the planted scene, matching pursuit, training resume,
+and the tiny pipeline end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from genex.studies.radio.explain import planted_rank, pursue
+from genex.studies.radio.infill import PhiGtSampler, make_infiller
+from genex.studies.radio.query import (
+    distortion_curve,
+    nearest_order,
+    radio_components,
+    random_orders,
+)
+from genex.studies.radio.features import (
+    block_mean,
+    building_components,
+    free_space_gain,
+    planted_scene,
+)
+from genex.studies.radio.models import RadioWNet
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def _scene_input() -> np.ndarray:
+    """A 16 x 16 Φ input: two buildings (one L-shaped), a TX, three measurements."""
+    x = np.zeros((3, 16, 16), dtype=np.float32)
+    x[0, 2:5, 2:6] = 1
+    x[0, 5:8, 2:4] = 1          # joins the first (L-shape): one building
+    x[0, 10:13, 10:14] = 1
+    x[0, 8, 8] = 0
+    x[1, 14, 1] = 1
+    for r, c, g in ((1, 12, 0.5), (7, 7, 0.25), (14, 14, 0.75)):
+        x[2, r, c] = g
+    return x
+
+
+class SimulatorModel(nn.Module):
+    """A Φ stand-in that runs the radio-sim physics on its buildings channel (no learning):
+    the planted building truly casts the shadow, so matching pursuit must find it."""
+
+    def __init__(self, scale: int, tx: tuple[int, int]) -> None:
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))  # gives the model a device
+        self.scale, self.tx = scale, tx
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from genex.studies.radio.data import gain_db_to_scaled
+        from genex.studies.radio.render import CityPropagator
+
+        f, out = self.scale, []
+        for b in x[:, 0].detach().cpu().numpy():
+            fine = np.kron((b > 0.5).astype(np.uint8), np.ones((f, f), dtype=np.uint8))
+            gain = CityPropagator(fine).gain_db((self.tx[0] * f + f // 2, self.tx[1] * f + f // 2))
+            out.append(block_mean(gain_db_to_scaled(gain, fine), f))
+        return torch.as_tensor(np.stack(out), dtype=x.dtype)[:, None]
+
+
+# --- components -------------------------------------------------------------------------------
+
+def test_buildings_are_4_connected_components():
+    b = np.zeros((6, 6), dtype=np.uint8)
+    b[0:2, 0:2] = 1
+    b[2, 2] = 1          # touches the first only diagonally: a building of its own
+    b[4:6, 3:6] = 1
+    labels, n = building_components(b)
+    assert n == 3
+    assert len({labels[0, 0], labels[2, 2], labels[5, 5]}) == 3
+
+
+def test_every_building_and_measurement_is_one_component():
+    x = _scene_input()
+    comps = radio_components(x)
+    assert comps.kinds == ["building"] * 2 + ["measurement"] * 3
+    sizes = comps.cmap.sizes()[0].tolist()
+    assert sizes == [int((comps.building_labels == 1).sum()), int((comps.building_labels == 2).sum()), 1, 1, 1]
+    # buildings switch channel 0 only, measurements channel 2 only, the TX nothing
+    keep = torch.zeros(1, 5)
+    mask = comps.cmap.expand(keep)[0]
+    assert bool((mask[0][torch.from_numpy(x[0]) > 0] == 0).all())
+    assert bool((mask[1] == 1).all())
+    assert int((mask[2] == 0).sum()) == 3
+    assert mask[2, 7, 7] == 0 and mask[2, 0, 0] == 1
+
+
+# --- infills ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("p", [0.0, 1.0, 0.025, 0.5])
+def test_each_infill_keeps_chosen_components_exactly(p):
+    torch.manual_seed(0)
+    phi_gt = RadioWNet(2, width=2, depth=2).eval().requires_grad_(False)
+    x = torch.from_numpy(_scene_input())[None]
+    comps = radio_components(x[0].numpy())
+    infiller = make_infiller(p, phi_gt, seed=3)
+    keep = torch.tensor([[1.0, 0.0, 1.0, 0.0, 0.0]])   # building 0 and measurement 0 chosen
+    mask = comps.cmap.expand(keep)
+    z = infiller(x, mask, 4)
+    kept = mask.expand_as(z) == 1
+    assert torch.equal(z[kept], x.expand_as(z)[kept])
+    # unchosen buildings are dropped in every infill
+    other_building = torch.from_numpy(comps.building_labels == 2)
+    assert float(z[:, 0, 0][:, other_building].abs().sum()) == 0.0
+    unchosen = [(7, 7), (14, 14)]
+    values = torch.stack([z[:, 0, 2, r, c] for r, c in unchosen])
+    if p == 0.0:
+        assert float(values.abs().sum()) == 0.0
+    if p == 1.0:  # Φ_gt's map given the chosen building, at each unchosen measurement
+        chosen_b = x[:, 0] * torch.from_numpy(comps.building_labels == 1)
+        gt = phi_gt(torch.stack([chosen_b, x[:, 1]], 1)).clamp(0, 1)[0, 0]
+        expected = torch.stack([gt[r, c] for r, c in unchosen])
+        assert torch.allclose(values, expected[:, None].expand_as(values), atol=1e-6)
+
+
+def test_partial_infill_samples_a_fraction_p():
+    sampler = PhiGtSampler(lambda inp: torch.ones(inp.shape[0], 1, *inp.shape[2:]), p=0.25)
+    noise = torch.randn(200, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    out = sampler(torch.zeros(200, 3, 32, 32), torch.zeros(200, 3, 32, 32), noise)
+    share = float((out[:, 2] > 0).float().mean())
+    assert abs(share - 0.25) < 0.01
+    assert float(out[:, 0].abs().sum()) == 0.0
+
+
+# --- baselines --------------------------------------------------------------------------------
+
+def test_free_space_baseline_falls_with_distance_and_is_zero_in_buildings():
+    b = np.zeros((32, 32), dtype=np.uint8)
+    b[20:24, 20:24] = 1
+    g = free_space_gain(np.array([2, 2]), b, metres_per_pixel=4.0)
+    assert g[2, 3] > g[2, 10] > g[2, 30] >= 0
+    assert float(g[b > 0].sum()) == 0.0
+
+
+def test_orders_nearest_and_random():
+    comps = radio_components(_scene_input())
+    order = nearest_order(comps, (6, 6, 9, 9), 5)
+    assert order[0] == 3  # the measurement at (7, 7) is inside the box
+    rnd = random_orders(5, 3, 4, np.random.default_rng(0))
+    assert all(len(set(o)) == 3 for o in rnd)
+
+
+# --- the planted scene ------------------------------------------------------------------------
+
+def test_planted_building_stands_on_the_line_of_sight():
+    from genex.studies.radio.render import CityPropagator
+
+    scene = planted_scene(32, 2.0, 4)
+    r0, c0, r1, c1 = scene["box"]
+    tx = tuple(int(v) for v in scene["tx"])
+    comps = radio_components(scene["x"])
+    planted = comps.building_labels[scene["planted"]]
+    assert planted > 0
+    without = (comps.building_labels > 0) & (comps.building_labels != planted)
+    visible_without = CityPropagator(without).visible(tx)[r0:r1, c0:c1]
+    visible_with = CityPropagator(comps.building_labels > 0).visible(tx)[r0:r1, c0:c1]
+    assert visible_without.all() and not visible_with.any()
+    assert scene["x"][2, r0:r1, c0:c1].sum() == 0  # no measurement in the shadow
+
+
+def test_matching_pursuit_picks_the_planted_building_first():
+    scene = planted_scene(32, 2.0, 4)
+    model = SimulatorModel(2, tuple(int(v) for v in scene["tx"]))
+    params = {"k": 3, "sample_fractions": [0.0], "mc_samples": 1, "batch_candidates": 64}
+    result = planted_rank(model, model, scene, params, seed=0)
+    assert result["ranks"]["zero"] == 1, result
+
+
+def test_batched_candidates_choose_as_one_at_a_time_and_beat_random():
+    scene = planted_scene(32, 2.0, 4)
+    model = SimulatorModel(2, tuple(int(v) for v in scene["tx"]))
+    x = torch.from_numpy(scene["x"])[None]
+    comps = radio_components(scene["x"])
+    infiller = make_infiller(0.0, None)
+    batched = pursue(model, infiller, comps, x, scene["box"], 3, 64, 1, 0)
+    single = pursue(model, infiller, comps, x, scene["box"], 3, 1, 1, 0)
+    assert batched == single
+    mp = distortion_curve(model, infiller, comps, x, scene["box"], batched, 3, 1, 0)
+    rnd = np.mean([distortion_curve(model, infiller, comps, x, scene["box"], o, 3, 1, 0)
+                   for o in random_orders(comps.cmap.n_components, 3, 4, np.random.default_rng(1))], 0)
+    assert all(a <= b for a, b in zip(mp[1:], rnd[1:]))
+    assert mp[1] < mp[0]
+
+
+# --- training: checkpoints and resume ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory) -> Path:
+    from genex.studies.radio.render import render
+    from genex.studies.radio.features import build_features
+
+    root = tmp_path_factory.mktemp("radio")
+    data, out = root / "data", root / "features"
+    data.mkdir()
+    out.mkdir()
+    render(data, {"maps": 6, "transmitters": 2, "size": 64, "buildings_missing_levels": 1,
+                  "buildings_missing_versions": 1, "workers": 1}, seed=5)
+    build_features(data, out, {"resolution": 16, "simulator": "DPM", "missing_levels": [1],
+                               "measurements": [3, 6]}, seed=5)
+    return out
+
+
+TRAIN = {"width": 2, "depth": 2, "chained": True, "epochs": 2, "batch_size": 4, "lr": 0.01,
+         "lr_step": 1, "lr_gamma": 0.5}
+
+
+def test_training_resumes_after_a_kill_as_if_never_stopped(features, tmp_path, monkeypatch):
+    import genex.studies.radio.train as tr
+
+    full = tr.train_model("phi", features, TRAIN, 0, torch.device("cpu"), tmp_path / "a", tmp_path / "a.pt")
+    calls = {"n": 0}
+    real_rmse = tr.rmse
+
+    def killed_in_epoch_2(pred, gain):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed")
+        return real_rmse(pred, gain)
+
+    monkeypatch.setattr(tr, "rmse", killed_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        tr.train_model("phi", features, TRAIN, 0, torch.device("cpu"), tmp_path / "b", tmp_path / "b.pt")
+    assert not (tmp_path / "b.pt").exists()  # nothing half-written
+    monkeypatch.setattr(tr, "rmse", real_rmse)
+    resumed = tr.train_model("phi", features, TRAIN, 0, torch.device("cpu"), tmp_path / "b", tmp_path / "b.pt")
+    assert resumed["history"] == full["history"]
+    for key, value in full["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
+
+
+# --- the tiny pipeline ------------------------------------------------------------------------
+
+def test_tiny_run_writes_radio_metrics_and_a_valid_section(tiny_run):
+    from genex.pipeline.report.html import load_section
+
+    metrics = json.loads((tiny_run / "results" / "radio" / "metrics.json").read_text())
+    for model in ("phi", "phi_gt", "free_space"):
+        assert metrics["models"][model]["rmse"] > 0
+    k = 3  # config/tiny.yaml
+    for infill in ("zero", "model", "model_p0.025"):
+        entry = metrics["mp"][infill]
+        for key in ("distortion_at_k", "random_at_k", "nearest_at_k"):
+            assert len(entry[key]) == k, (infill, key)
+    assert len(metrics["mp"]["model"]["rde_concrete_at_k"]) == k
+    assert isinstance(metrics["sanity"]["planted_building_rank"], int)
+    section = load_section(tiny_run / "results" / "radio" / "section")
+    assert section.group == "Studies"
+    assert (tiny_run / "results" / "report" / "radio").is_dir()
+
+
+def test_explanation_parameters_rerun_only_explanation_rules(tiny_run, copy_of):
+    import yaml
+    from helpers.workflow import planned_jobs
+
+    workdir = copy_of(tiny_run)
+    tiny = workdir / "config" / "tiny.yaml"
+    config = yaml.safe_load(tiny.read_text())
+    config["radio"]["explain"]["roi"] += 1
+    tiny.write_text(yaml.safe_dump(config))
+    jobs = set(planned_jobs(workdir))
+    assert {"radio_explain", "radio_sanity", "radio_metrics", "radio_section"} <= jobs, jobs
+    assert not {"radio_features", "radio_train", "radio_evaluate"} & jobs, jobs
