@@ -528,3 +528,21 @@ def test_numbers_in_a_column_share_their_decimals(tmp_path: Path):
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", page.split("<tbody>")[1].split("</tbody>")[0])
     assert cells == ["GRU", "72.08", "70.84", "1", "LSTM", "71.49", "71.10", "2",
                      "CNN", "70.50", "71.60", "3", "none", "–", "76.00", "4"]
+
+
+def test_a_silent_vocal_example_says_why():
+    """vocal/minimise_C3_0.wav was silent with no word on the page: its mel lies hundreds of
+    standard deviations below the data, so it clips to -6 σ everywhere. The page says so."""
+    from genex.studies.vocal.report import AUDIO_CLIP, audio_note, audio_stats
+
+    std = np.full(80, 2.9)
+    silent = audio_stats(np.full((80, 115), -600.0), std)
+    assert silent["share_clipped"] == 1.0 and silent["mel_min"] == -600.0
+    assert silent["median_level_db"] == pytest.approx(-AUDIO_CLIP * 2.9 * 20 / np.log(10))
+    note = audio_note("minimise_C3_0", silent, 809.4, 128, ranked_last=True)
+    assert "`minimise_C3_0.wav` is silent" in note and "809.4" in note and "11.3" in note
+    assert "ranks this configuration last" in note
+    loud = np.zeros((80, 115))
+    loud[:20] = 20.0
+    assert "partly clipped" in audio_note("maximise_C3_0", audio_stats(loud, std), None, 128)
+    assert audio_note("minimise_C1_0", audio_stats(np.zeros((80, 115)), std), 10.0, 128) is None
