@@ -57,7 +57,7 @@ CHECK = r"""(async function () {
   result.page_width = root.scrollWidth;
   result.tables = Array.prototype.map.call(document.querySelectorAll("table"), function (t) {
     var box = t.parentElement;   // the scroll box: a table may be wider than it, not the box
-    return {caption: (t.caption ? t.caption.textContent : "").slice(0, 60),
+    return {caption: (box.getAttribute("aria-label") || "").slice(0, 60),
             right: t.getBoundingClientRect().right, box_right: box.getBoundingClientRect().right,
             scrolls: getComputedStyle(box).overflowX === "auto"};
   });

@@ -128,12 +128,12 @@ def _tables(m: dict) -> list[dict]:
                         ["AUC", _fmt(det["auc"]), "not reported"],
                         ["F1", _fmt(det["f1"]), "not reported"],
                         ["accuracy (unfiltered)", _fmt(det["raw"]["accuracy"]), "not reported"],
-                        ["test songs / frames", f"{det['test_songs']} / {det['frames']}", "-"]]},
+                        ["test songs / frames", f"{det['test_songs']} / {det['frames']}", None]]},
               {"type": "table", "caption": "DCGAN quality: Fréchet distance² between detector "
                                            "penultimate features of real and generated excerpts.",
                "columns": ["metric", "ours", "paper"],
                "rows": [["Fréchet distance", _fmt(gan["frechet"]), "not reported"],
-                        ["samples per side", gan["samples"], "-"]]}]
+                        ["samples per side", gan["samples"], None]]}]
     for direction, what in (("maximise", "vocal"), ("minimise", "non-vocal")):
         d = m["am"][direction]
         chosen = {v: LABELS[k] for k, v in d["selected"].items()}
@@ -141,10 +141,11 @@ def _tables(m: dict) -> list[dict]:
         rows = [[chosen.get(k, ""), d[k]["lr"], d[k]["lambda"], d[k]["iterations"], _fmt(d[k]["frechet"]),
                  _fmt(d[k]["mean_response"]), _fmt(d[k]["mean_probability"])]
                 for k in sorted(configs, key=lambda k: (d[k]["frechet"], k))]
-        rows.append(["random z (control)", "-", "-", 0, _fmt(d["random_z"]["frechet"]),
+        rows.append(["random z (control)", None, None, 0, _fmt(d["random_z"]["frechet"]),
                      _fmt(d["random_z"]["mean_response"]), _fmt(d["random_z"]["mean_probability"])])
-        rows.append([f"top {d['reference']['excerpts']} dataset excerpts", "-", "-", "-", 0.0,
-                     _fmt(d["reference"]["mean_response"]), "-"])
+        rows.append([f"{'most' if direction == 'maximise' else 'least'} vocal "
+                     f"{d['reference']['excerpts']} dataset excerpts", None, None, None, 0.0,
+                     _fmt(d["reference"]["mean_response"]), None])
         blocks.append({"type": "table",
                        "caption": f"AM, {direction} ({what}): every configuration sorted by the Fréchet "
                                   f"distance of its responses (detector logits) to those of the dataset's "
