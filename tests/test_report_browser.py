@@ -11,6 +11,7 @@ window cannot be narrower than 500 px.
 
 from __future__ import annotations
 
+import fcntl
 import html
 import json
 import os
@@ -95,12 +96,16 @@ class DevTools:
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.insert(1, "--no-sandbox")  # Chromium's sandbox refuses to run as root
 
-        def pipes_at_3_and_4():
-            os.dup2(to_chrome, 3)
-            os.dup2(from_chrome, 4)
+        def pipes_at_3_and_4():  # in the child; dup2 leaves the copies inheritable
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_chrome, from_chrome)]
+            os.dup2(high[0], 3)  # via fds >= 10: a pipe may itself sit at 3 or 4
+            os.dup2(high[1], 4)
 
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     pass_fds=(3, 4), preexec_fn=pipes_at_3_and_4,
+        profile.mkdir(parents=True, exist_ok=True)
+        self.log = profile / "chromium.log"  # a file: an unread pipe could fill and stall it
+        self._log_file = self.log.open("wb")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log_file,
+                                     close_fds=False, preexec_fn=pipes_at_3_and_4,
                                      env={**os.environ, "HOME": str(profile)})
         os.close(to_chrome)
         os.close(from_chrome)
@@ -124,7 +129,7 @@ class DevTools:
                 chunk = os.read(self._read, 1 << 16)
                 if not chunk:
                     raise RuntimeError(f"Chromium exited during {method}: "
-                                       f"{self.proc.stderr.read().decode()[-2000:]}")
+                                       f"{self.log.read_text(errors='replace')[-2000:]}")
                 self._buffer += chunk
             raw, self._buffer = self._buffer.split(b"\0", 1)
             reply = json.loads(raw)
@@ -163,6 +168,7 @@ class DevTools:
             self.proc.wait()
         os.close(self._read)
         os.close(self._write)
+        self._log_file.close()
 
 
 def browser_check(report: Path, width: int) -> dict:
