@@ -195,7 +195,7 @@ def test_summarize_nsynth_counts_and_section(nsynth_root: Path, tmp_path: Path):
     assert stats["size_mb"] > 0
 
     section = load_section(out)  # validates the format and every referenced file
-    assert section.id == "dataset-nsynth-sf" and section.group == "Datasets"
+    assert section.id == "nsynth-sf" and section.group == "Datasets"
     data = json.loads((out / "section.json").read_text())
     audio = _blocks(data, "audio")
     assert len(audio) == 2 and len(_blocks(data, "figure")) == 1
@@ -348,13 +348,14 @@ def test_build_report_renders_every_section(nsynth_root: Path, vocal_root: Path,
     assert page.count("<audio ") == sum(b["type"] == "audio" for b in blocks)
     assert page.count("<img ") == sum(b["type"] == "figure" for b in blocks)
     for s in sections:
+        folder = f'{s["group"].lower()}/{s["id"]}'
         for b in s["blocks"]:
             if "path" in b:
-                assert (out / s["id"] / b["path"]).is_file(), b["path"]
-                assert f'"{s["id"]}/{b["path"]}"' in page
+                assert (out / folder / b["path"]).is_file(), b["path"]
+                assert f'"{folder}/{b["path"]}"' in page
     # Datasets before Studies, ordered by 'order' inside a group; the TOC links to all
     assert page.index("NSynth-SF") < page.index("Vocal-SF") < page.index("Study X")
-    assert all(f'href="#sec-{s["id"]}"' in page for s in sections)
+    assert all(f'href="#sec-{s["group"].lower()}--{s["id"]}"' in page for s in sections)
     # markup in texts and titles is escaped, the little markdown is rendered
     assert "<script>" not in page and "&lt;explained&gt;" in page
     assert "<strong>sparse</strong>" in page and "<li>one</li>" in page
@@ -440,10 +441,108 @@ def test_render_text_escapes_and_links():
 
 
 def test_the_real_nsynth_dataset_and_the_nsynth_study_share_one_report(nsynth_root: Path, tmp_path: Path):
-    """Both wrote a section with id 'nsynth': the report of a real-data run always failed."""
+    """The real dataset's section and the study's both have id 'nsynth': the report of every
+    real-data run failed. Ids are qualified by their group now, whatever the sections say."""
     folder = tmp_path / "datasets" / "nsynth"
     summarize(dataset("nsynth"), nsynth_root, folder, PARAMS, seed=3)
+    assert json.loads((folder / "section.json").read_text())["id"] == "nsynth"
     study = _study_section(tmp_path / "study", id="nsynth")
-    index = build_report([folder, study], tmp_path / "report", {})
-    page = index.read_text()
-    assert 'href="#sec-nsynth"' in page and 'href="#sec-dataset-nsynth"' in page
+    out = tmp_path / "report"
+    page = build_report([folder, study], out, {}).read_text()
+    assert 'id="sec-datasets--nsynth"' in page and 'id="sec-studies--nsynth"' in page
+    assert (out / "datasets" / "nsynth" / "stats.json").is_file()
+    assert (out / "studies" / "nsynth" / "metrics.json").is_file()
+
+
+def test_one_id_in_two_groups_is_two_sections_and_twice_in_one_group_an_error(tmp_path: Path):
+    a = _study_section(tmp_path / "a", id="same", group="Datasets")
+    b = _study_section(tmp_path / "b", id="same", group="Studies")
+    page = build_report([a, b], tmp_path / "report", {}).read_text()
+    assert page.count('<section id="sec-') == 2
+    c = _study_section(tmp_path / "c", id="same", group="Studies")
+    with pytest.raises(SectionError, match=r"c/section\.json: id 'same' is already used in group "
+                                           r"'Studies' by .*b/section\.json"):
+        build_report([a, b, c], tmp_path / "report2", {})
+
+
+@pytest.mark.parametrize("group", ["Studies", "studies!", "a b", "★"])
+def test_group_slugs_are_folder_names_and_anchors_are_unambiguous(group):
+    from genex.pipeline.report.html import Section, group_slug
+
+    slug = group_slug(group)
+    assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug)
+    section = Section(Path("."), "x--y", "t", group, 0, [])
+    assert section.anchor == f"sec-{slug}--x--y" and section.folder_name == f"{slug}/x--y"
+
+
+def test_images_carry_their_pixel_size(tmp_path: Path):
+    """Lazy images without a size grow the page while it scrolls (13,061 -> 24,729 px)."""
+    from PIL import Image
+
+    folder = _study_section(tmp_path / "study")
+    Image.new("RGB", (640, 480), "blue").save(folder / "plots" / "mask.png")
+    (folder / "wide.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 300 150"/>')
+    data = json.loads((folder / "section.json").read_text())
+    data["blocks"].append({"type": "figure", "path": "wide.svg"})
+    (folder / "section.json").write_text(json.dumps(data))
+    page = build_report([folder], tmp_path / "report", {}).read_text()
+    assert re.search(r'<img src="studies/study-x/plots/mask.png" width="640" height="480"', page)
+    assert re.search(r'<img src="studies/study-x/wide.svg" width="300" height="150"', page)
+
+
+def test_an_unreadable_image_is_named(tmp_path: Path):
+    folder = _study_section(tmp_path / "study")
+    (folder / "plots" / "mask.png").write_bytes(b"not a png")
+    with pytest.raises(SectionError, match=r"mask\.png: not a readable image"):
+        build_report([folder], tmp_path / "report", {})
+    assert not (tmp_path / "report").exists()
+
+
+def test_every_table_scrolls_in_its_own_box(tmp_path: Path):
+    page = build_report([_study_section(tmp_path / "study")], tmp_path / "report", {}).read_text()
+    tables = page.count("<table")
+    assert tables == 2  # the study's table and the metrics listing
+    assert len(re.findall(r'<div class="table-scroll"[^>]*>\s*<table', page)) == tables
+    assert re.search(r"\.table-scroll\s*\{[^}]*overflow-x:\s*auto", page)
+
+
+def test_numbers_in_a_column_share_their_decimals(tmp_path: Path):
+    """One formatter: 68.90 under 76.36 (not 68.9), 71.10 beside 70.84, ints of a float
+    column padded alike, int-only and text columns left as they are."""
+    from genex.pipeline.report.html import column_decimals, format_cell
+
+    assert column_decimals([76.36, 68.9, None, "–"]) == 2
+    assert column_decimals([0.829, 1, 0.0]) == 3
+    assert column_decimals([0.5652, 1.953]) == 4
+    assert column_decimals([1e-7, 2.0]) == 4 and column_decimals([12345.6, 2e9]) == 0
+    assert column_decimals([21, 32]) is None and column_decimals(["a", True]) is None
+    assert format_cell(1234.5) == "1,234" and format_cell(0.12345) == "0.1235"
+    assert format_cell(float("nan")) == "nan" and format_cell(True) == "true"
+    folder = _study_section(tmp_path / "study")
+    data = json.loads((folder / "section.json").read_text())
+    data["blocks"][1] = {"type": "table", "columns": ["method", "F1 (ours)", "F1 (paper)", "rank"],
+                         "rows": [["GRU", 72.08, 70.84, 1], ["LSTM", 71.49, 71.1, 2],
+                                  ["CNN", 70.5, 71.6, 3], ["none", None, 76, 4]]}
+    (folder / "section.json").write_text(json.dumps(data))
+    page = build_report([folder], tmp_path / "report", {}).read_text()
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", page.split("<tbody>")[1].split("</tbody>")[0])
+    assert cells == ["GRU", "72.08", "70.84", "1", "LSTM", "71.49", "71.10", "2",
+                     "CNN", "70.50", "71.60", "3", "none", "–", "76.00", "4"]
+
+
+def test_a_silent_vocal_example_says_why():
+    """vocal/minimise_C3_0.wav was silent with no word on the page: its mel lies hundreds of
+    standard deviations below the data, so it clips to -6 σ everywhere. The page says so."""
+    from genex.studies.vocal.report import AUDIO_CLIP, audio_note, audio_stats
+
+    std = np.full(80, 2.9)
+    silent = audio_stats(np.full((80, 115), -600.0), std)
+    assert silent["share_clipped"] == 1.0 and silent["mel_min"] == -600.0
+    assert silent["median_level_db"] == pytest.approx(-AUDIO_CLIP * 2.9 * 20 / np.log(10))
+    note = audio_note("minimise_C3_0", silent, 809.4, 128, ranked_last=True)
+    assert "`minimise_C3_0.wav` is silent" in note and "809.4" in note and "11.3" in note
+    assert "ranks this configuration last" in note
+    loud = np.zeros((80, 115))
+    loud[:20] = 20.0
+    assert "partly clipped" in audio_note("maximise_C3_0", audio_stats(loud, std), None, 128)
+    assert audio_note("minimise_C1_0", audio_stats(np.zeros((80, 115)), std), 10.0, 128) is None

@@ -68,8 +68,8 @@ def summarize(dataset, root: Path, out: Path, params: dict, seed: int) -> dict:
         blocks = [{"type": "text", "text": dataset.description + f" Source: {dataset.source}."},
                   *summary.blocks, *timing,
                   {"type": "metrics", "path": "stats.json", "caption": "All statistics"}]
-        # "dataset-": the real nsynth dataset and the nsynth study each have a section
-        write_json(tmp / "section.json", {"id": f"dataset-{dataset.name}", "title": dataset.title,
+        # the id may equal a study's (real nsynth): the report qualifies ids by their group
+        write_json(tmp / "section.json", {"id": dataset.name, "title": dataset.title,
                                           "group": "Datasets", "order": dataset.order,
                                           "blocks": blocks})
     return stats

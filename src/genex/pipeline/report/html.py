@@ -4,12 +4,15 @@ Every part of the pipeline that wants to appear in the report (dataset summaries
 studies later) writes a section folder holding a ``section.json`` and the files it
 references. ``genex report SECTION_DIR... --out results/report`` calls
 :func:`build_report`, which validates every section, copies its files to
-``<out>/<section id>/`` and renders ``<out>/index.html``.
+``<out>/<group>/<section id>/`` and renders ``<out>/index.html``. The page anchor and the
+asset folder are qualified by the group, so the dataset ``nsynth`` (group Datasets) and the
+study ``nsynth`` (group Studies) never collide; two sections of one group with one id are
+an error.
 
 Section format (``section.json``; paths are relative to the section folder)::
 
     {
-      "id": "dataset-nsynth-sf",      # unique; letters, digits, '.', '_', '-'; names the asset folder
+      "id": "nsynth-sf",              # unique in its group; letters, digits, '.', '_', '-'
       "title": "NSynth-SF (embedded single notes)",
       "group": "Datasets",            # optional, default "Results"; groups are ordered by
                                       # params["group_order"] (default Datasets, Studies),
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import html as _html
 import json
+import math
 import re
 import shutil
 from dataclasses import dataclass
@@ -73,6 +77,22 @@ class Section:
     group: str
     order: float
     blocks: list[dict[str, Any]]
+
+    @property
+    def folder_name(self) -> str:
+        """Where its files go in the report: ``<group slug>/<id>``."""
+        return f"{group_slug(self.group)}/{self.id}"
+
+    @property
+    def anchor(self) -> str:
+        """The page anchor. A group slug has no '--' and does not end in '-', and an id starts
+        with a letter or digit, so different (group, id) pairs never give the same anchor."""
+        return f"sec-{group_slug(self.group)}--{self.id}"
+
+
+def group_slug(group: str) -> str:
+    """A group's name as a folder name: lower case, runs of other characters as one '-'."""
+    return re.sub(r"[^a-z0-9]+", "-", group.lower()).strip("-") or "group"
 
 
 # ---------------------------------------------------------------------------- validation
@@ -193,12 +213,13 @@ def sort_sections(sections: list[Section], group_order=DEFAULT_GROUP_ORDER) -> l
 
 
 def _check_unique_ids(sections: list[Section]) -> None:
+    """Ids need only be unique within a group (the anchor and folder carry the group)."""
     seen: dict[str, Path] = {}
     for s in sections:
-        if s.id in seen:
-            raise SectionError(f"{s.folder / 'section.json'}: id {s.id!r} is already used by "
-                               f"{seen[s.id] / 'section.json'}")
-        seen[s.id] = s.folder
+        if s.folder_name in seen:
+            raise SectionError(f"{s.folder / 'section.json'}: id {s.id!r} is already used in "
+                               f"group {s.group!r} by {seen[s.folder_name] / 'section.json'}")
+        seen[s.folder_name] = s.folder
 
 
 def _copy_and_view(section: Section, out: Path) -> dict:
@@ -207,19 +228,57 @@ def _copy_and_view(section: Section, out: Path) -> dict:
     for block in section.blocks:
         view = {"caption": "", **block}  # the template is strict: optional keys get defaults
         if "path" in block:
-            dst = out / section.id / block["path"]
+            dst = out / section.folder_name / block["path"]
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(section.folder / block["path"], dst)
-            view["src"] = f"{section.id}/{block['path']}"
+            view["src"] = f"{section.folder_name}/{block['path']}"
+        if block["type"] == "figure":
+            # the page reserves each image's box before it loads: no jumps while scrolling
+            view["width"], view["height"] = image_size(section.folder / block["path"])
         if block["type"] == "audio":
             view["mime"] = AUDIO_TYPES[PurePosixPath(block["path"]).suffix.lower()]
         if block["type"] == "metrics":
             view["rows"] = _metric_rows(section, block["path"])
         if block["type"] == "text":
             view["html"] = render_text(block["text"])
+        if block["type"] == "table":
+            view["cells"] = format_table(block["rows"], len(block["columns"]))
         blocks.append(view)
     return {"id": section.id, "title": section.title, "group": section.group,
-            "anchor": f"sec-{section.id}", "blocks": blocks}
+            "anchor": section.anchor, "blocks": blocks}
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) in pixels from the image's header (SVG: its width/height or viewBox)."""
+    if path.suffix.lower() == ".svg":
+        return _svg_size(path)
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:  # reads the header only
+            return image.size
+    except (UnidentifiedImageError, OSError) as err:
+        raise SectionError(f"{path}: not a readable image ({err})") from None
+
+
+_SVG_LENGTH = r"""\s{}\s*=\s*["']\s*([0-9.]+)\s*(?:px)?\s*["']"""
+_SVG_VIEWBOX = r"""viewBox\s*=\s*["']\s*[-0-9.]+[\s,]+[-0-9.]+[\s,]+([0-9.]+)[\s,]+([0-9.]+)"""
+
+
+def _svg_size(path: Path) -> tuple[int, int]:
+    # a regular expression over the root tag, not an XML parser: nothing in the file is expanded
+    head = path.read_text(encoding="utf-8", errors="replace")[:4096]
+    tag = re.search(r"<svg\b[^>]*>", head)
+    if tag:
+        width = re.search(_SVG_LENGTH.format("width"), tag.group(0))
+        height = re.search(_SVG_LENGTH.format("height"), tag.group(0))
+        if width and height:
+            return round(float(width.group(1))), round(float(height.group(1)))
+        box = re.search(_SVG_VIEWBOX, tag.group(0))
+        if box:
+            return round(float(box.group(1))), round(float(box.group(2)))
+    raise SectionError(f"{path}: an SVG figure needs width and height (in px) or a viewBox "
+                       f"on its <svg> tag, so the page can reserve its box")
 
 
 def _metric_rows(section: Section, rel: str) -> list[tuple[str, Any]]:
@@ -243,21 +302,57 @@ def flatten(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
-def format_cell(value: Any) -> str:
-    """Numbers readable at a glance: thousands separators, four significant digits."""
+def format_cell(value: Any, decimals: int | None = None) -> str:
+    """The report's one number formatter.
+
+    Without ``decimals`` (a metrics listing, a lone value): four significant digits, no
+    padding. With ``decimals`` (a table column, see :func:`column_decimals`): that many
+    decimals for every number of the column, so 68.90 stands under 76.36, not 68.9.
+    Thousands get separators; ints outside float columns stay ints.
+    """
     if value is None:
         return "–"
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if value != value else ("∞" if value > 0 else "−∞")
+    if decimals is not None and isinstance(value, (int, float)):
+        return f"{value:,.{decimals}f}"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        if value != value:
-            return "nan"
         if abs(value) >= 1000:
             return f"{value:,.0f}"
         return f"{value:.4g}"
     return str(value)
+
+
+MAX_DECIMALS = 4
+
+
+def column_decimals(values: list[Any]) -> int | None:
+    """Decimals for a table column: as many as its most precise float needs at four
+    significant digits (at most MAX_DECIMALS). None for a column without floats (ints,
+    text): those keep their own form."""
+    floats = [v for v in values if isinstance(v, float) and math.isfinite(v)]
+    if not floats:
+        return None
+    needed = []
+    for v in floats:
+        text = f"{abs(v):.4g}"
+        if "e" in text:  # tiny: the cap; huge: no decimals
+            needed.append(MAX_DECIMALS if abs(v) < 1 else 0)
+        else:
+            needed.append(len(text.partition(".")[2]))
+    return min(MAX_DECIMALS, max(needed))
+
+
+def format_table(rows: list[list[Any]], width: int) -> list[list[dict]]:
+    """Every cell of a table as {"text", "numeric"}; numbers formatted per column."""
+    decimals = [column_decimals([row[j] for row in rows]) for j in range(width)]
+    return [[{"text": format_cell(cell, decimals[j]),
+              "numeric": isinstance(cell, (int, float)) and not isinstance(cell, bool)}
+             for j, cell in enumerate(row)] for row in rows]
 
 
 _INLINE = [

@@ -170,8 +170,9 @@ def write_curves_csv(path: Path, mp: dict) -> None:
 
 # --- the section ------------------------------------------------------------------------------
 
-def _f(v, digits: int = 4) -> str | None:
-    return None if v is None else f"{v:.{digits}g}"
+def _f(v):
+    """Numbers go to the report as they are: its one formatter gives a column one precision."""
+    return v
 
 
 def _reading(m: dict) -> str:
@@ -237,10 +238,10 @@ def write_section(out: Path, metrics_path: Path, features: Path, explain: Path, 
             "region where Φ draws its strongest shadow) and *brighten* (where the measurements "
             "brighten Φ's estimate most).")},
         {"type": "table", "caption": "Test RMSE on the scaled gain (paper: none quoted)",
-         "columns": ["model", "paper", "ours"],
-         "rows": [["Φ (buildings missing + measurements)", None, _f(mod["phi"]["rmse"])],
-                  ["Φ_gt (complete city)", None, _f(mod["phi_gt"]["rmse"])],
-                  ["free-space path loss", None, _f(mod["free_space"]["rmse"])]]},
+         "columns": ["model", "ours", "paper"],
+         "rows": [["Φ (buildings missing + measurements)", _f(mod["phi"]["rmse"]), None],
+                  ["Φ_gt (complete city)", _f(mod["phi_gt"]["rmse"]), None],
+                  ["free-space path loss", _f(mod["free_space"]["rmse"]), None]]},
         {"type": "figure", "path": "fig3_estimates.png",
          "caption": "Fig 3: ground truth, Φ's and Φ_gt's estimates (buildings blue, measurements red)."},
         {"type": "figure", "path": "fig4_darken.png",
@@ -257,8 +258,8 @@ def write_section(out: Path, metrics_path: Path, features: Path, explain: Path, 
                    _f(e["nearest_at_k"][-1]), "yes" if e["below_random_at_every_k"] else "no"]
                   for name, e in m["mp"].items()]},
         {"type": "table", "caption": "Sanity: rank of the planted building (darken query; paper: 1)",
-         "columns": ["infill", "paper", "ours"],
-         "rows": [[name, 1, r] for name, r in m["sanity"]["ranks_by_infill"].items()]},
+         "columns": ["infill", "ours", "paper"],
+         "rows": [[name, r, 1] for name, r in m["sanity"]["ranks_by_infill"].items()]},
         {"type": "text", "text": _reading(m)},
         {"type": "metrics", "path": "metrics.json", "caption": "results/radio/metrics.json"},
     ]

@@ -114,8 +114,7 @@ def curve_figure(path: Path, history: list[dict], keys: list[str], title: str) -
 # --------------------------------------------------------------------------------- section
 
 def _fmt(x) -> str | float | int | None:
-    if isinstance(x, float):
-        return float(f"{x:.4g}")
+    """Numbers go to the report as they are: its one formatter gives a column one precision."""
     return x
 
 
@@ -129,12 +128,12 @@ def _tables(m: dict) -> list[dict]:
                         ["AUC", _fmt(det["auc"]), "not reported"],
                         ["F1", _fmt(det["f1"]), "not reported"],
                         ["accuracy (unfiltered)", _fmt(det["raw"]["accuracy"]), "not reported"],
-                        ["test songs / frames", f"{det['test_songs']} / {det['frames']}", "-"]]},
+                        ["test songs / frames", f"{det['test_songs']} / {det['frames']}", None]]},
               {"type": "table", "caption": "DCGAN quality: Fréchet distance² between detector "
                                            "penultimate features of real and generated excerpts.",
                "columns": ["metric", "ours", "paper"],
                "rows": [["Fréchet distance", _fmt(gan["frechet"]), "not reported"],
-                        ["samples per side", gan["samples"], "-"]]}]
+                        ["samples per side", gan["samples"], None]]}]
     for direction, what in (("maximise", "vocal"), ("minimise", "non-vocal")):
         d = m["am"][direction]
         chosen = {v: LABELS[k] for k, v in d["selected"].items()}
@@ -142,10 +141,11 @@ def _tables(m: dict) -> list[dict]:
         rows = [[chosen.get(k, ""), d[k]["lr"], d[k]["lambda"], d[k]["iterations"], _fmt(d[k]["frechet"]),
                  _fmt(d[k]["mean_response"]), _fmt(d[k]["mean_probability"])]
                 for k in sorted(configs, key=lambda k: (d[k]["frechet"], k))]
-        rows.append(["random z (control)", "-", "-", 0, _fmt(d["random_z"]["frechet"]),
+        rows.append(["random z (control)", None, None, 0, _fmt(d["random_z"]["frechet"]),
                      _fmt(d["random_z"]["mean_response"]), _fmt(d["random_z"]["mean_probability"])])
-        rows.append([f"top {d['reference']['excerpts']} dataset excerpts", "-", "-", "-", 0.0,
-                     _fmt(d["reference"]["mean_response"]), "-"])
+        rows.append([f"{'most' if direction == 'maximise' else 'least'} vocal "
+                     f"{d['reference']['excerpts']} dataset excerpts", None, None, None, 0.0,
+                     _fmt(d["reference"]["mean_response"]), None])
         blocks.append({"type": "table",
                        "caption": f"AM, {direction} ({what}): every configuration sorted by the Fréchet "
                                   f"distance of its responses (detector logits) to those of the dataset's "
@@ -159,6 +159,47 @@ def _tables(m: dict) -> list[dict]:
     return blocks
 
 
+NEPER_DB = 20 * math.log10(math.e)  # the features are natural-log magnitudes
+
+
+def audio_stats(mel: np.ndarray, std: np.ndarray) -> dict:
+    """How far a standardised mel excerpt [mels, frames] lies from the data, as heard.
+
+    ``mel_min``/``mel_max`` in standard deviations (the dataset spans about ±3),
+    ``share_clipped``: the share of bins beyond ±AUDIO_CLIP (clipped before Griffin-Lim),
+    ``median_level_db``: the median bin's level after clipping, in dB against the dataset's
+    mean level of its band. AM with a large lr and a weak prior drives G(z) hundreds of
+    standard deviations away: minimising the detector then ends in silence (every band at
+    -6 σ, about -150 dB), maximising it in a clipped roar.
+    """
+    clipped = np.clip(mel, -AUDIO_CLIP, AUDIO_CLIP)
+    level = NEPER_DB * clipped * np.asarray(std)[:, None]
+    return {"mel_min": float(mel.min()), "mel_max": float(mel.max()),
+            "share_clipped": float(np.mean(np.abs(mel) > AUDIO_CLIP)),
+            "median_level_db": float(np.median(level))}
+
+
+def audio_note(name: str, stats: dict, z_norm: float | None, z_dim: int,
+               ranked_last: bool = False) -> str | None:
+    """A sentence for an example a listener would find silent or clipped, else None."""
+    silent = stats["median_level_db"] < -60
+    if not silent and stats["share_clipped"] < 0.05:
+        return None
+    z = (f" Its latent codes have mean norm {z_norm:.4g}, where z ~ N(0, I) gives about "
+         f"{math.sqrt(z_dim):.3g}: gradient ascent with a weak prior left the latent "
+         f"distribution, and G(z) followed." if z_norm is not None else "")
+    what = ("is silent: that is its content, not a fault of the rendering" if silent
+            else "is partly clipped")
+    return (f"`{name}.wav` {what}: its mel excerpt spans {stats['mel_min']:.4g} to "
+            f"{stats['mel_max']:.4g} standard deviations of the data (the dataset's excerpts "
+            f"stay within about ±3), so {100 * stats['share_clipped']:.0f} % of its bins are "
+            f"clipped to ±{AUDIO_CLIP:g} before Griffin-Lim and its median bin sits "
+            f"{abs(stats['median_level_db']):.0f} dB "
+            f"{'below' if stats['median_level_db'] < 0 else 'above'} the dataset's mean level."
+            f"{z}" + (" Such examples are far from every dataset excerpt, which is why the "
+                      "Fréchet distance ranks this configuration last (C3)." if ranked_last else ""))
+
+
 def write_report(features: Path, evaluation: Path, detector: Path, gan: Path, am_dir: Path,
                  params: dict, seed: int, metrics_path: Path, section: Path) -> dict:
     """Write ``metrics_path`` and the section folder (atomically); returns the metrics."""
@@ -169,12 +210,19 @@ def write_report(features: Path, evaluation: Path, detector: Path, gan: Path, am
     fp = read_json(features / "features.json")["params"]
     pool, frames, fps = tuple(fp["pool"]), int(fp["excerpt_frames"]), float(fp["fps"])
     det_train, gan_train = read_json(detector / "train.json"), read_json(gan / "train.json")
-    metrics = build_metrics(read_json(evaluation), det_train, gan_train, read_json(am_dir / "am.json"))
-    write_json(metrics_path, metrics)
-    m = read_json(metrics_path)  # the section quotes metrics.json, nothing else
+    am = read_json(am_dir / "am.json")
+    metrics = build_metrics(read_json(evaluation), det_train, gan_train, am)
     mean, std = load_stats(features)
     k = int(p["examples_shown"])
     arrays = load_arrays(am_dir / "examples.npz")
+    am_order = {k: v["order"] for k, v in am["directions"].items()}
+    audio = {direction: _audio_sets(arrays, direction, ref_key, am["directions"][direction],
+                                    am_order[direction], pool, frames, p)
+             for direction, ref_key in (("maximise", "top"), ("minimise", "bottom"))}
+    metrics["audio"] = _round({f"{direction}_{label}": audio_stats(mel, std)
+                               for direction, sets in audio.items() for label, mel in sets})
+    write_json(metrics_path, metrics)
+    m = read_json(metrics_path)  # the section quotes metrics.json, nothing else
     with atomic_dir(section) as tmp:
         blocks = [{"type": "text", "text": _intro(m, pool)}, *_tables(m)]
         curve_figure(tmp / "detector_training.png", det_train["history"], ["train_loss", "valid_loss"],
@@ -183,7 +231,6 @@ def write_report(features: Path, evaluation: Path, detector: Path, gan: Path, am
                      "DCGAN: losses and validation band Fréchet distance")
         blocks += [{"type": "figure", "path": "detector_training.png", "caption": "Detector training."},
                    {"type": "figure", "path": "gan_training.png", "caption": "DCGAN training."}]
-        am_order = {k: v["order"] for k, v in read_json(am_dir / "am.json")["directions"].items()}
         for direction, ref_key, what in (("maximise", "top", "most"), ("minimise", "bottom", "least")):
             d = m["am"][direction]
             rows = [(f"dataset ({what} vocal)", arrays[ref_key][:k])]
@@ -197,17 +244,32 @@ def write_report(features: Path, evaluation: Path, detector: Path, gan: Path, am
                                       f"mel excerpts (80 bands, {frames} frames) of the dataset's {what} vocal "
                                       f"excerpts, of C1/C2/C3 ({', '.join(d['selected'][w] for w in LABELS)}) "
                                       f"and of plain G(z)."})
-            for label, mel in _audio_sets(arrays, direction, ref_key, d, am_order[direction], pool,
-                                          frames, p):
-                name = f"{direction}_{label}.wav"
+            notes = []
+            for label, mel in audio[direction]:
+                name = f"{direction}_{label}"
                 # AM with a large lr and a weak prior drives G(z) far outside the data
                 # range; clip before undoing the log so Griffin-Lim stays finite
                 mel = np.clip(mel, -AUDIO_CLIP, AUDIO_CLIP)
-                write_wav(tmp / name, mel_to_audio(mel, mean, std, fp, p["griffin_lim_iters"]), fp["sample_rate"])
-                blocks.append({"type": "audio", "path": name, "caption": f"{direction}: {label} (Griffin-Lim)"})
+                write_wav(tmp / f"{name}.wav", mel_to_audio(mel, mean, std, fp, p["griffin_lim_iters"]),
+                          fp["sample_rate"])
+                blocks.append({"type": "audio", "path": f"{name}.wav",
+                               "caption": f"{direction}: {label} (Griffin-Lim)"})
+                which = _WHICH.get(label.split("_")[0])
+                config = d["selected"][which] if which else None
+                note = audio_note(name, m["audio"][name], d[config]["mean_z_norm"] if config else None,
+                                  int(m["paper"]["z_dim"]), ranked_last=which == "worst")
+                if note:
+                    notes.append(note)
+            if notes:
+                blocks.append({"type": "text", "text": "\n\n".join(notes)})
+        write_json(tmp / "metrics.json", m)
+        blocks.append({"type": "metrics", "path": "metrics.json", "caption": "results/vocal/metrics.json"})
         write_json(tmp / "section.json", {"id": "vocal", "title": "Vocal: GAN activation maximisation",
                                           "group": "Studies", "order": 30, "blocks": blocks})
     return metrics
+
+
+_WHICH = {label.split()[0]: which for which, label in LABELS.items()}  # "C1" -> "best"
 
 
 def _audio_sets(arrays: dict, direction: str, ref_key: str, d: dict, order: list[str],
