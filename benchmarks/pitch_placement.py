@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_audio_pitch import SR, midi_hz, render_notes  # noqa: E402
+from helpers.pitch_notes import SR, midi_hz, render_notes  # noqa: E402
 
 from genex.audio import explain  # noqa: E402
 from genex.audio.harmonics import harmonic_placement  # noqa: E402
