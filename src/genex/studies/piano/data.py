@@ -53,6 +53,18 @@ PIANO_SF_INDEX = "index.csv"
 LAYOUT_RATES = {"maps": (44100,), "maestro": (44100, 48000)}
 LAYOUT_NAMES = {"piano-sf": "piano-sf", "maps": "MAPS", "maestro": "MAESTRO v3"}
 MONO_LAYOUTS = ("piano-sf",)
+# piano-sf's twins of MAPS's RAND (random chords over the whole keyboard) and UCHO (usual
+# chords) sets: polyphonic recordings (kind 'piece') named '<SET>-<instrument>', which
+# Table 1 leaves out (the paper scores music) and the per-register scores include.
+CHORD_SETS = ("RAND", "UCHO")
+# Registers of the keyboard for per-register scores (MIDI pitches, both ends included):
+# bass A0..B2, middle C3..B4 (the two octaves around middle C), treble C5..C8.
+REGISTERS = {"bass": (21, 47), "middle": (48, 71), "treble": (72, 108)}
+
+
+def is_chord_set(piece: str) -> bool:
+    """Whether a piece name is one of piano-sf's RAND / UCHO chord sets."""
+    return str(piece).split("-", 1)[0] in CHORD_SETS
 
 # pretty_midi writes at 120 bpm; 960 ticks per beat = 1920 ticks per second. Times on this
 # grid survive a write/read round trip exactly, so the renderer quantises to it.
