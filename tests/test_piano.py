@@ -179,6 +179,17 @@ def test_tiny_run_writes_piano_metrics_and_section(tiny_run):
         assert set(scores) == {"precision", "recall", "f1"}
         assert all(0.0 <= v <= 1.0 for v in scores.values())
     assert {"z_mean", "z_std", "ks_statistic"} <= set(metrics["latent"])
+    # every key sounds in training (the chord sets), and F1 per register sits beside Table 1
+    assert metrics["data"]["keys"]["train"] == {"sounding": 88, "silent": []}
+    assert metrics["data"]["keys"]["test_chord_sets"]["sounding"] == 88
+    registers = metrics["framewise_registers"]
+    assert registers["keys"] == {"bass": [21, 47], "middle": [48, 71], "treble": [72, 108]}
+    for material in ("pieces", "chord_sets"):
+        for model in MODELS:
+            for register, score in registers["scores"][material][model].items():
+                assert score["support"] > 0 or material == "pieces", (material, register)
+                assert score["f1"] is None or 0.0 <= score["f1"] <= 1.0
+    assert metrics["evaluation"]["test_chord_sets"] == 4  # RAND and UCHO of 2 test instruments
     assert len(metrics["concept"]) == 88
     assert all(list(q) == ["q05", "q25", "q50", "q75", "q95"] and list(q.values()) == sorted(q.values())
                for q in metrics["concept"].values())

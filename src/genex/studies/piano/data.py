@@ -3,13 +3,15 @@
 :func:`read_piano` returns one row per recording with the columns of :data:`COLUMNS`:
 
 ``recording``
-    unique id (piano-sf: ``<instrument>/MUS/<piece>`` or ``<instrument>/ISOL/M021``;
+    unique id (piano-sf: ``<instrument>/MUS/<piece>``, ``<instrument>/ISOL/M021`` or, for
+    its RAND / UCHO chord sets, ``<instrument>/RAND/RAND-<instrument>``;
     MAPS: the file stem; MAESTRO: ``midi_filename`` without its extension)
 ``kind``
     ``'piece'`` (polyphonic music) or ``'isolated'`` (one note)
 ``piece``
     piece name (the same across instruments); for isolated notes ``M021``.. (piano-sf)
-    or the MAPS tag such as ``ISOL_NO_F_S0_M21``
+    or the MAPS tag such as ``ISOL_NO_F_S0_M21``; piano-sf's chord sets are pieces named
+    ``RAND-<instrument>`` / ``UCHO-<instrument>`` (see :func:`is_chord_set`)
 ``instrument``
     piano-sf: ``<soundfont>-p<program>``; MAPS: e.g. ``AkPnBcht``; MAESTRO: ``maestro``
 ``split``
