@@ -33,8 +33,8 @@ MAPS split (Kelz & Widmer 2019, after Sigtia et al.): test = every recording of 
 Disklavier instruments ENSTDkCl and ENSTDkAm; train = the seven synthesised instruments,
 minus their pieces that the Disklavier sets also contain. Isolated notes follow their
 instrument's split. MAPS's own RAND and UCHO chord sets are not read: the paper trains on
-the 139 pieces, whose range covers the keyboard far better than piano-sf's corpus (which is
-why piano-sf renders chord-set twins).
+the 139 pieces alone (piano-sf renders twins of them because its corpus pieces leave the
+keyboard's extremes silent).
 """
 
 from __future__ import annotations
