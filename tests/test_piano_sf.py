@@ -151,7 +151,8 @@ def test_midi_holds_the_notes_and_pedal_that_were_rendered(index, params, tiny):
                                    atol=1e-9)
         assert notes["pitch"].between(MIN_PITCH, MAX_PITCH).all()
         assert (notes["end"] > notes["start"]).all()
-        assert notes["end"].max() <= params["max_piece_seconds"] + 1e-9
+        if not is_chord_set(row.piece):  # chord sets have their own length
+            assert notes["end"].max() <= params["max_piece_seconds"] + 1e-9
         assert row.duration == pytest.approx(perf.duration, abs=1e-3)
     # the pedal is used: some piece presses (>64) and lifts (<=64) it, and it lengthens notes
     with_pedal = 0
