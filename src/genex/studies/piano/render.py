@@ -348,6 +348,7 @@ def _usual_chords(rng: np.random.Generator, n_chords: int) -> list[list[int]]:
         notes = root + np.concatenate([intervals[inversion:], intervals[:inversion] + 12])
         while notes.max() > MAX_PITCH:  # near the top: the same chord an octave lower
             notes = notes - 12
+        # (the set merges an inverted octave's doubled top note: a single note or a fifth)
         chords.append(sorted({int(n) for n in notes}))
     return chords
 
