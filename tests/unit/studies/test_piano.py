@@ -179,6 +179,19 @@ def test_tiny_run_writes_piano_metrics_and_section(tiny_run):
         assert set(scores) == {"precision", "recall", "f1"}
         assert all(0.0 <= v <= 1.0 for v in scores.values())
     assert {"z_mean", "z_std", "ks_statistic"} <= set(metrics["latent"])
+    # every key sounds in training (the chord sets), and F1 per register sits beside Table 1
+    train_keys = metrics["data"]["keys"]["train"]
+    assert train_keys["sounding"] == 88 and train_keys["silent"] == []
+    assert len(train_keys["labelled_frames"]["per_key"]) == 88 and train_keys["labelled_frames"]["fewest"] > 0
+    assert metrics["data"]["keys"]["test_chord_sets"]["sounding"] == 88
+    registers = metrics["framewise_registers"]
+    assert registers["keys"] == {"bass": [21, 47], "middle": [48, 71], "treble": [72, 108]}
+    for material in ("pieces", "chord_sets"):
+        for model in MODELS:
+            for register, score in registers["scores"][material][model].items():
+                assert score["support"] > 0 or material == "pieces", (material, register)
+                assert score["f1"] is None or 0.0 <= score["f1"] <= 1.0
+    assert metrics["evaluation"]["test_chord_sets"] == 4  # RAND and UCHO of 2 test instruments
     assert len(metrics["concept"]) == 88
     assert all(list(q) == ["q05", "q25", "q50", "q75", "q95"] and list(q.values()) == sorted(q.values())
                for q in metrics["concept"].values())
@@ -224,3 +237,20 @@ def test_a_piano_parameter_reruns_only_its_phase(tiny_run, copy_of, key, value, 
     node[key[-1]] = value
     tiny.write_text(yaml.safe_dump(config))
     assert planned_jobs(workdir) == expected
+
+
+def test_register_table_and_key_ranges_in_the_report():
+    from genex.studies.piano.report import ROW_NAMES, _ranges, register_table
+
+    assert _ranges([21, 22, 23, 33, 90, 92, 93]) == "21–23, 33, 90, 92–93"
+    assert _ranges([]) == ""
+    score = {"precision": 0.5, "recall": 0.25, "f1": 1 / 3, "support": 7}
+    empty = {"precision": None, "recall": None, "f1": None, "support": 0}
+    regs = {"bass": [21, 47], "middle": [48, 71], "treble": [72, 108]}
+    metrics = {"framewise_registers": {"keys": regs, "scores": {
+        "pieces": {m: {"bass": empty, "middle": score, "treble": score} for m in ROW_NAMES},
+        "chord_sets": {m: {"bass": score, "middle": score, "treble": score} for m in ROW_NAMES}}}}
+    table = register_table(metrics)
+    assert table["columns"][1] == "bass 21–47, pieces" and table["columns"][4] == "bass 21–47, chord sets"
+    assert table["rows"][0][1:] == [None, 33.33, 33.33, 33.33, 33.33, 33.33]
+    assert table["rows"][-1] == ["active cells (support)", 0, 7, 7, 7, 7, 7]

@@ -298,3 +298,32 @@ def test_mean_over_pieces():
     assert m["f1"] == pytest.approx((1.0 + 2 / 3) / 2)
     with pytest.raises(ValueError):
         mean_prf([])
+
+
+def test_register_f1_on_a_hand_made_roll():
+    """Bass fully found, middle half found with a false alarm, treble missed entirely."""
+    from genex.studies.piano.data import REGISTERS
+    from genex.studies.piano.framewise import register_prf
+
+    assert REGISTERS == {"bass": (21, 47), "middle": (48, 71), "treble": (72, 108)}
+    target, pred = np.zeros((10, 88), bool), np.zeros((10, 88), bool)
+    target[0:4, 21 - 21] = pred[0:4, 21 - 21] = True        # A0 lowest key: 4 hits
+    target[0:2, 47 - 21] = pred[0:2, 47 - 21] = True        # B2 (last bass key): 2 hits
+    target[0:4, 48 - 21] = True                             # C3 (first middle key): 4 cells,
+    pred[0:2, 48 - 21] = True                               #   2 found
+    pred[5, 60 - 21] = True                                 # a false alarm at middle C
+    target[0:3, 108 - 21] = True                            # C8: 3 cells, never predicted
+    pred[7, 100 - 21] = True                                # and a false alarm at E7
+    second = np.zeros((5, 88), bool)                        # a second recording, pooled:
+    second[0, 72 - 21] = True                               # C5 (first treble key) found once
+    scores = register_prf([pred, second], [target, second], REGISTERS)
+    assert scores["bass"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 6}
+    middle = scores["middle"]
+    assert middle["precision"] == pytest.approx(2 / 3) and middle["recall"] == pytest.approx(0.5)
+    assert middle["f1"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5)) and middle["support"] == 4
+    treble = scores["treble"]   # 1 hit, 1 false alarm, 3 misses
+    assert treble["precision"] == pytest.approx(0.5) and treble["recall"] == pytest.approx(0.25)
+    assert treble["f1"] == pytest.approx(1 / 3) and treble["support"] == 4
+    # a register without notes has no score (nothing to find), whatever is predicted there
+    quiet = register_prf([pred], [np.zeros((10, 88), bool)], REGISTERS)
+    assert quiet["bass"] == {"precision": None, "recall": None, "f1": None, "support": 0}

@@ -18,8 +18,10 @@ from genex.studies.piano.data import (
     COLUMNS,
     MAX_PITCH,
     MIN_PITCH,
+    CHORD_SETS,
     apply_sustain,
     detect_layout,
+    is_chord_set,
     read_midi_notes,
     read_piano,
     write_midi,
@@ -104,7 +106,7 @@ def test_88_isolated_notes_per_instrument(index, params):
 
 
 def test_split_rules(index, params, tiny):
-    pieces = index[index["kind"] == "piece"]
+    pieces = index[(index["kind"] == "piece") & ~index["piece"].map(is_chord_set)]
     train, test = pieces[pieces["split"] == "train"], pieces[pieces["split"] == "test"]
     n_test_inst = params["test_instruments"]
     names = [f"{i['soundfont']}-p{i['program']:03d}" for i in params["instruments"]]
@@ -118,6 +120,13 @@ def test_split_rules(index, params, tiny):
         assert len(split) == split["piece"].nunique() * split["instrument"].nunique()
     iso = index[index["kind"] == "isolated"]
     assert set(iso.loc[iso["split"] == "test", "instrument"]) == set(names[-n_test_inst:])
+    # every instrument plays one RAND and one UCHO set of its own, in its split
+    chords = index[index["piece"].map(is_chord_set)]
+    assert (chords["kind"] == "piece").all()
+    assert sorted(chords["piece"]) == sorted(f"{s}-{n}" for s in CHORD_SETS for n in names)
+    for row in chords.itertuples():
+        assert row.split == ("test" if row.instrument in names[-n_test_inst:] else "train")
+        assert row.recording == f"{row.instrument}/{row.piece[:4]}/{row.piece}"
     meta = read_json(tiny / "meta.json")
     assert meta["instruments"] == names and meta["test_instruments"] == names[-n_test_inst:]
 
@@ -126,7 +135,11 @@ def test_midi_holds_the_notes_and_pedal_that_were_rendered(index, params, tiny):
     meta = read_json(tiny / "meta.json")
     pieces = index[index["kind"] == "piece"]
     for row in pieces.itertuples():
-        perf = piano_sf.perform(meta["sources"][row.piece], params, SEED)
+        if is_chord_set(row.piece):
+            kind, instrument = row.piece.split("-", 1)
+            perf = piano_sf.chord_set(kind, instrument, params, SEED)
+        else:
+            perf = piano_sf.perform(meta["sources"][row.piece], params, SEED)
         notes, pedal = read_midi_notes(row.midi_path)
         assert len(notes) > 10
         # same notes, times exactly equal (the renderer snaps to the MIDI grid)
@@ -138,7 +151,8 @@ def test_midi_holds_the_notes_and_pedal_that_were_rendered(index, params, tiny):
                                    atol=1e-9)
         assert notes["pitch"].between(MIN_PITCH, MAX_PITCH).all()
         assert (notes["end"] > notes["start"]).all()
-        assert notes["end"].max() <= params["max_piece_seconds"] + 1e-9
+        if not is_chord_set(row.piece):  # chord sets have their own length
+            assert notes["end"].max() <= params["max_piece_seconds"] + 1e-9
         assert row.duration == pytest.approx(perf.duration, abs=1e-3)
     # the pedal is used: some piece presses (>64) and lifts (<=64) it, and it lengthens notes
     with_pedal = 0
@@ -165,9 +179,62 @@ def test_audio_sounds_where_notes_sound_and_is_quiet_elsewhere(index):
         # silent before the first key (up to 1 LSB of the synth's history), quiet once
         # everything is released and decayed
         assert rms[t < notes["start"].min() - FRAME].max(initial=0.0) < 1e-4, row.recording
-        tail = t > sounding["end"].max() + 0.6
+        # (a chord set may end on the extreme keys, whose release rings longer: the top
+        # ones have no dampers)
+        decay, floor = (1.4, 2e-3) if is_chord_set(row.piece) else (0.6, 1e-3)
+        tail = t > sounding["end"].max() + decay
         assert tail.sum() >= 4
-        assert rms[tail].max() < 1e-3 * rms.max(), row.recording
+        assert rms[tail].max() < floor * rms.max(), row.recording
+
+
+def test_every_key_sounds_in_the_training_split(index, params):
+    """The corpus pieces leave the extremes silent; the chord sets make all 88 keys sound."""
+    train = index[(index["kind"] == "piece") & (index["split"] == "train")]
+    sounding, in_pieces = set(), set()
+    for row in train.itertuples():
+        notes, pedal = read_midi_notes(row.midi_path)
+        audible = apply_sustain(notes, pedal)
+        audible = audible[audible["end"] - audible["start"] >= 0.04]  # at least a label frame
+        sounding |= set(audible["pitch"])
+        if not is_chord_set(row.piece):
+            in_pieces |= set(audible["pitch"])
+    assert sounding == set(range(MIN_PITCH, MAX_PITCH + 1))
+    assert len(in_pieces) < 88  # what the chord sets are for (the pieces alone miss keys)
+    # and they sound in the audio: each RAND set's extremes are audible at their onsets
+    for row in train[train["piece"].str.startswith("RAND-")].itertuples():
+        audio, sr = sf.read(row.audio_path, dtype="float32")
+        notes, _ = read_midi_notes(row.midi_path)
+        for key in (MIN_PITCH, MAX_PITCH):
+            start = notes.loc[notes["pitch"] == key, "start"].iloc[0]
+            window = audio[int(start * sr): int((start + 0.1) * sr)]
+            assert np.sqrt(np.mean(window**2)) > 1e-3, (row.recording, key)
+
+
+def test_chord_sets_deal_whole_rounds_and_usual_chords(params):
+    rand = piano_sf.chord_set("RAND", "TimGM6mb-p000", params, SEED)
+    counts = rand.notes["pitch"].value_counts()
+    assert set(counts.index) == set(range(MIN_PITCH, MAX_PITCH + 1))
+    assert counts.nunique() == 1  # whole rounds of the deck: every key equally often
+    long = piano_sf.chord_set("RAND", "TimGM6mb-p000",
+                              {**params, "chords": {**params["chords"], "rand_seconds": 30.0}}, SEED)
+    assert long.duration >= 30.0 and long.notes["pitch"].value_counts().nunique() == 1
+    chords = rand.notes.groupby("end")["pitch"].size()  # a chord is released at once
+    lo, hi = params["chords"]["polyphony"]
+    assert chords.max() <= hi and len(rand.pedal) == 0
+    ucho = piano_sf.chord_set("UCHO", "TimGM6mb-p000", params, SEED)
+    assert ucho.notes["pitch"].between(MIN_PITCH, MAX_PITCH).all()
+    v_lo, v_hi = params["chords"]["velocity"]
+    assert ucho.notes["velocity"].between(v_lo, v_hi).all()
+    # every chord is a usual chord: its intervals, in some inversion, match a table entry
+    shapes = {frozenset(np.array(i) % 12) for i in piano_sf.USUAL_CHORDS.values()}
+    for _, group in ucho.notes.groupby("end"):
+        pitches = np.array(sorted(group["pitch"]))
+        assert any(frozenset((pitches - root) % 12) == shape for root in pitches for shape in shapes), pitches
+    # another instrument plays other chords (the test instruments' are not the training ones)
+    other = piano_sf.chord_set("RAND", "FluidR3_GM-p000", params, SEED)
+    assert not other.notes[["pitch"]].equals(rand.notes[["pitch"]])
+    with pytest.raises(ValueError, match="chord set"):
+        piano_sf.chord_set("ISOL", "TimGM6mb-p000", params, SEED)
 
 
 def test_isolated_notes_sound_then_decay(index, params):
@@ -213,7 +280,8 @@ def test_renderer_plays_exactly_the_ground_truth(tmp_path, params, monkeypatch):
               "test_instruments": 1}
     piano_sf.render(tmp_path, params, SEED)
     pieces = read_piano(tmp_path).query("kind == 'piece'")
-    assert len(played) == len(pieces) == params["pieces"]
+    # the music pieces, then a RAND and a UCHO set per instrument
+    assert len(played) == len(pieces) == params["pieces"] + len(CHORD_SETS) * 2
     by_midi = {}
     for row in pieces.itertuples():
         notes, pedal = read_midi_notes(row.midi_path)
@@ -224,9 +292,10 @@ def test_renderer_plays_exactly_the_ground_truth(tmp_path, params, monkeypatch):
         # equal up to float rounding (the MIDI stores ticks on the same grid)
         np.testing.assert_allclose([(n.start, n.end, n.pitch, n.velocity) for n in notes],
                                    truth.to_numpy(dtype=float), rtol=0, atol=1e-9)
-        np.testing.assert_allclose([(c.time, c.value) for c in controls],
+        np.testing.assert_allclose(np.array([(c.time, c.value) for c in controls]).reshape(-1, 2),
                                    pedal.to_numpy(dtype=float), rtol=0, atol=1e-9)
-        assert all(c.number == 64 for c in controls) and len(controls) > 0
+        assert all(c.number == 64 for c in controls)
+    assert sum(len(controls) > 0 for [(_, _, _, controls)] in played) >= 1  # pieces pedal
 
 
 def test_same_seed_gives_identical_files(tmp_path, tiny, params):

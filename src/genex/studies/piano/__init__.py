@@ -11,7 +11,9 @@ STUDY = Study(
                 summarize="genex.studies.piano.summary:summarize",
                 render="genex.studies.piano.render:render",
                 description=('Polyphonic piano pieces rendered with several piano programs and soundfonts, which play '
-                 "the role of MAPS's *instruments*, plus isolated notes per key (as MAPS's ISOL set). The "
+                 "the role of MAPS's *instruments*, plus isolated notes per key (as MAPS's ISOL set) and, "
+                 "per instrument, a set of random chords over all 88 keys and one of usual chords (as MAPS's "
+                 'RAND and UCHO sets), so that every key sounds in training. The '
                  'MIDI ground truth is exact. Unlike MAPS, there are no real recordings (no Disklavier in '
                  'a room): the test instruments are held-out soundfonts instead.')),
         Dataset("maestro", config=("datasets", "maestro"), title="MAESTRO (real)", order=21,

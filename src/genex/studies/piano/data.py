@@ -3,13 +3,15 @@
 :func:`read_piano` returns one row per recording with the columns of :data:`COLUMNS`:
 
 ``recording``
-    unique id (piano-sf: ``<instrument>/MUS/<piece>`` or ``<instrument>/ISOL/M021``;
+    unique id (piano-sf: ``<instrument>/MUS/<piece>``, ``<instrument>/ISOL/M021`` or, for
+    its RAND / UCHO chord sets, ``<instrument>/RAND/RAND-<instrument>``;
     MAPS: the file stem; MAESTRO: ``midi_filename`` without its extension)
 ``kind``
     ``'piece'`` (polyphonic music) or ``'isolated'`` (one note)
 ``piece``
     piece name (the same across instruments); for isolated notes ``M021``.. (piano-sf)
-    or the MAPS tag such as ``ISOL_NO_F_S0_M21``
+    or the MAPS tag such as ``ISOL_NO_F_S0_M21``; piano-sf's chord sets are pieces named
+    ``RAND-<instrument>`` / ``UCHO-<instrument>`` (see :func:`is_chord_set`)
 ``instrument``
     piano-sf: ``<soundfont>-p<program>``; MAPS: e.g. ``AkPnBcht``; MAESTRO: ``maestro``
 ``split``
@@ -30,7 +32,9 @@ folders).
 MAPS split (Kelz & Widmer 2019, after Sigtia et al.): test = every recording of the two
 Disklavier instruments ENSTDkCl and ENSTDkAm; train = the seven synthesised instruments,
 minus their pieces that the Disklavier sets also contain. Isolated notes follow their
-instrument's split.
+instrument's split. MAPS's own RAND and UCHO chord sets are not read: the paper trains on
+the 139 pieces alone (piano-sf renders twins of them because its corpus pieces leave the
+keyboard's extremes silent).
 """
 
 from __future__ import annotations
@@ -53,6 +57,18 @@ PIANO_SF_INDEX = "index.csv"
 LAYOUT_RATES = {"maps": (44100,), "maestro": (44100, 48000)}
 LAYOUT_NAMES = {"piano-sf": "piano-sf", "maps": "MAPS", "maestro": "MAESTRO v3"}
 MONO_LAYOUTS = ("piano-sf",)
+# piano-sf's twins of MAPS's RAND (random chords over the whole keyboard) and UCHO (usual
+# chords) sets: polyphonic recordings (kind 'piece') named '<SET>-<instrument>', which
+# Table 1 leaves out (the paper scores music) and the per-register scores include.
+CHORD_SETS = ("RAND", "UCHO")
+# Registers of the keyboard for per-register scores (MIDI pitches, both ends included):
+# bass A0..B2, middle C3..B4 (the two octaves around middle C), treble C5..C8.
+REGISTERS = {"bass": (21, 47), "middle": (48, 71), "treble": (72, 108)}
+
+
+def is_chord_set(piece: str) -> bool:
+    """Whether a piece name is one of piano-sf's RAND / UCHO chord sets."""
+    return str(piece).split("-", 1)[0] in CHORD_SETS
 
 # pretty_midi writes at 120 bpm; 960 ticks per beat = 1920 ticks per second. Times on this
 # grid survive a write/read round trip exactly, so the renderer quantises to it.

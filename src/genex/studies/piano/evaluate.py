@@ -6,7 +6,10 @@ reconstruction error and summarises ẑ against N(0, I).
 
 :func:`evaluate` scores five transcribers on the test pieces with framewise precision,
 recall and F1 per piece, averaged over pieces (our numpy implementation in
-:mod:`genex.studies.piano.framewise`, checked against ``mir_eval.multipitch`` in the tests):
+:mod:`genex.studies.piano.framewise`, checked against ``mir_eval.multipitch`` in the tests),
+and per register of the keyboard (:data:`genex.studies.piano.data.REGISTERS`), pooled over
+the cells of the test pieces, of the test chord sets (piano-sf's RAND/UCHO twins, which
+reach the extremes the pieces never play) and of both. Table 1 is the music pieces alone.
 
 * ``inn_threshold`` the INN's note-phase output ŷ > threshold (no temporal model)
 * ``inn_gru``, ``inn_lstm``, ``inn_bigru`` the smoothers' activity > threshold
@@ -21,9 +24,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from genex.studies.piano.data import MIN_PITCH, REGISTERS, is_chord_set
 from genex.studies.piano.features import FrameSet
 from genex.studies.piano.labels import PHASE
-from genex.studies.piano.framewise import framewise_prf, mean_prf
+from genex.studies.piano.framewise import framewise_prf, mean_prf, register_prf
 from genex.studies.piano.inn import DIM_YZ_PAD, DIM_Z
 from genex.pipeline import load_arrays, write_json
 
@@ -101,26 +105,64 @@ def model_sizes(models_dir: Path) -> dict[str, int]:
     return sizes | {"cnn_baseline": load_cnn(models_dir / "cnn.pt").n_parameters()}
 
 
+def test_materials(pieces: FrameSet) -> dict[str, np.ndarray]:
+    """Positions (within the test recordings) of the music pieces, the chord sets and all."""
+    test = pieces.select("test")
+    chords = np.array([is_chord_set(p) for p in pieces.pieces[test]], dtype=bool)
+    return {"pieces": np.flatnonzero(~chords), "chord_sets": np.flatnonzero(chords),
+            "all": np.arange(len(test))}
+
+
+def register_scores(rolls: dict[str, list[np.ndarray]], targets: list[np.ndarray],
+                    materials: dict[str, np.ndarray]) -> dict:
+    """Per-register P/R/F1 (pooled cells) of every model on every non-empty test material."""
+    def rounded(score: dict) -> dict:
+        return {k: v if v is None or k == "support" else _round(v) for k, v in score.items()}
+
+    out = {}
+    for material, positions in materials.items():
+        if not len(positions):
+            continue
+        chosen = [targets[j] for j in positions]
+        out[material] = {
+            model: {register: rounded(score) for register, score in register_prf(
+                [preds[j] for j in positions], chosen, REGISTERS, MIN_PITCH).items()}
+            for model, preds in rolls.items()}
+    return out
+
+
 def evaluate(features_dir: Path, predictions_dir: Path, models_dir: Path, out_dir: Path,
              params: dict) -> dict:
-    """Write ``framewise.json`` (mean P/R/F1 per model), ``per_piece.csv`` and the test rolls."""
+    """Write ``framewise.json`` (Table 1: mean P/R/F1 per model over the music pieces; per
+    register on pieces, chord sets and both), ``per_piece.csv`` and the test rolls."""
     threshold = float(params["threshold"])
     pieces, rolls = test_rolls(features_dir, predictions_dir, models_dir, threshold)
     test = pieces.select("test")
+    materials = test_materials(pieces)
+    if not len(materials["pieces"]):
+        raise ValueError(f"{features_dir / 'pieces.npz'}: no test piece to score "
+                         "(only chord sets in the test split)")
+    targets = [pieces.y[pieces.frames(i)][:, PHASE] > 0 for i in test]
     rows = []
     for model, preds in rolls.items():
-        for i, pred in zip(test, preds):
-            score = framewise_prf(pred, pieces.y[pieces.frames(i)][:, PHASE] > 0)
+        for i, pred, target in zip(test, preds, targets):
+            score = framewise_prf(pred, target)
             rows.append({"model": model, "recording": str(pieces.names[i]),
+                         "material": "chord_set" if is_chord_set(pieces.pieces[i]) else "piece",
                          **{k: _round(score[k]) for k in ("precision", "recall", "f1")}})
     table = pd.DataFrame(rows)
     table.to_csv(out_dir / "per_piece.csv", index=False, float_format="%.6f")
+    music = table[table["material"] == "piece"]
     summary = {model: {k: _round(v) for k, v in
-                       mean_prf(table[table["model"] == model].to_dict("records")).items()}
+                       mean_prf(music[music["model"] == model].to_dict("records")).items()}
                for model in MODELS}
-    write_json(out_dir / "framewise.json", {"threshold": threshold, "pieces": len(test),
-                                            "implementation": "genex.studies.piano.framewise (micro P/R/F1 "
-                                            "over frames x 88 keys per piece; equals mir_eval.multipitch)",
-                                            "parameters": model_sizes(models_dir), "models": summary})
+    write_json(out_dir / "framewise.json", {
+        "threshold": threshold, "pieces": len(materials["pieces"]),
+        "chord_sets": len(materials["chord_sets"]),
+        "implementation": "genex.studies.piano.framewise (micro P/R/F1 over frames x 88 keys per "
+                          "piece; equals mir_eval.multipitch)",
+        "parameters": model_sizes(models_dir), "models": summary,
+        "registers": {"keys": {name: list(keys) for name, keys in REGISTERS.items()},
+                      "scores": register_scores(rolls, targets, materials)}})
     np.savez_compressed(out_dir / "rolls.npz", **{m: np.concatenate(r) for m, r in rolls.items()})
     return summary

@@ -51,3 +51,36 @@ def framewise_prf_pieces(preds: Iterable[np.ndarray], targets: Iterable[np.ndarr
         pred = np.asarray(pred)
         scores.append(framewise_prf(pred if pred.dtype == bool else pred > threshold, target))
     return mean_prf(scores)
+
+
+def register_columns(registers: Mapping[str, tuple[int, int]], min_pitch: int = 21
+                     ) -> dict[str, slice]:
+    """Columns of an 88-key roll for each register ``{name: (lowest, highest MIDI pitch)}``."""
+    return {name: slice(lo - min_pitch, hi - min_pitch + 1) for name, (lo, hi) in registers.items()}
+
+
+def register_prf(preds: Iterable[np.ndarray], targets: Iterable[np.ndarray],
+                 registers: Mapping[str, tuple[int, int]], min_pitch: int = 21
+                 ) -> dict[str, dict[str, float]]:
+    """Micro P/R/F1 per register, pooled over every (frame, key) cell of all recordings.
+
+    Pooled, not averaged over recordings: a piece may play no note of a register, and its
+    F1 of 0 there would say nothing about the model. ``support`` is the number of active
+    ground-truth cells of the register; with none, its scores are None (nothing to find).
+    """
+    columns = register_columns(registers, min_pitch)
+    counts = {name: np.zeros(3, dtype=np.int64) for name in columns}
+    for pred, target in zip(preds, targets, strict=True):
+        pred, target = np.asarray(pred, dtype=bool), np.asarray(target, dtype=bool)
+        for name, cols in columns.items():
+            counts[name] += framewise_counts(pred[:, cols], target[:, cols])
+    out = {}
+    for name, (tp, fp, fn) in counts.items():
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        has_notes = tp + fn > 0
+        out[name] = {"precision": precision if has_notes else None,
+                     "recall": recall if has_notes else None,
+                     "f1": f1 if has_notes else None, "support": int(tp + fn)}
+    return out

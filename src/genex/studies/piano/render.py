@@ -13,6 +13,17 @@ As in MAPS, "instruments" are piano sample sets (here GM program x soundfont): t
 ENSTDkCl/ENSTDkAm), the others play only the training pieces, and no test piece is ever
 rendered in train. Every instrument also plays the 88 keys alone (MAPS's ISOL/NO).
 
+The corpus pieces leave the keyboard's extremes silent (about 28 of the 88 keys never sound
+in the training pieces), so, as MAPS does with its RAND and UCHO sets, every instrument also
+plays two *chord sets* of its own (seeded per instrument, so the test instruments' chords are
+not the training ones): ``RAND``, random chords over the whole keyboard (every key in every
+round of a shuffled deck, so each RAND set sounds all 88 keys), and ``UCHO``, usual chords
+(triads, sevenths, octaves, in inversions) on roots all over the keyboard. They are
+recordings of kind ``'piece'`` named ``RAND-<instrument>`` / ``UCHO-<instrument>``
+(:func:`genex.studies.piano.data.is_chord_set`): they train the models and, in test, give
+the per-register scores keys to measure; Table 1 scores the music pieces alone. The render
+fails if a key never sounds in the training split.
+
 Layout written into ``out_dir``::
 
     index.csv                          one row per recording, the columns of
@@ -21,6 +32,8 @@ Layout written into ``out_dir``::
                                        the corpus source of every piece
     <instrument>/MUS/<piece>.wav|.mid  e.g. FluidR3_GM-p000/MUS/bach-bwv267.wav
     <instrument>/ISOL/M<pitch>.wav|.mid  e.g. FluidR3_GM-p000/ISOL/M021.wav (21..108)
+    <instrument>/<SET>/<SET>-<instrument>.wav|.mid  SET = RAND | UCHO, e.g.
+                                       FluidR3_GM-p000/RAND/RAND-FluidR3_GM-p000.wav
 
 WAVs are mono 16-bit PCM at ``sample_rate``. Each MIDI holds the notes as played (key
 releases, not sounding ends) and the CC64 events the synthesiser received, on the same
@@ -39,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from genex.studies.piano.data import (
+    CHORD_SETS,
     COLUMNS,
     MAX_PITCH,
     MIN_PITCH,
@@ -78,6 +92,13 @@ _CHORALE = re.compile(r"^bach/bwv\d+(\.\d+)?\.mxl$")
 LEAD_IN = (0.2, 0.5)   # seconds of silence before the first note
 TAIL = 1.0             # seconds after the last sound ends (release decay)
 ISOL_RELEASE = 0.5     # seconds after an isolated note's key release
+CHORD_TAIL = 2.0       # after a chord set: it may end on extreme keys (the top ones have no dampers), which ring longest
+# UCHO's usual chords: semitones above the root (each also played in its inversions)
+USUAL_CHORDS = {
+    "major": (0, 4, 7), "minor": (0, 3, 7), "diminished": (0, 3, 6), "augmented": (0, 4, 8),
+    "sus4": (0, 5, 7), "dominant7": (0, 4, 7, 10), "major7": (0, 4, 7, 11),
+    "minor7": (0, 3, 7, 10), "octave": (0, 12), "fifth_octave": (0, 7, 12),
+}
 
 
 @dataclass(frozen=True)
@@ -290,6 +311,93 @@ def _playable(notes: pd.DataFrame, t_max: float) -> pd.DataFrame:
     return notes.sort_values(["start", "pitch"], kind="stable").reset_index(drop=True)
 
 
+# ----------------------------------------------------------------------------- chord sets
+
+def _rand_chords(rng: np.random.Generator, seconds_per_chord: float, seconds: float,
+                 polyphony: tuple[int, int]) -> list[list[int]]:
+    """RAND: random chords dealt from a shuffled deck of the 88 keys, round after round.
+
+    Dealing stops only between rounds, once ``seconds`` are filled: every key sounds at
+    least once whatever the length (a round's last chord may be smaller).
+    """
+    keys = np.arange(MIN_PITCH, MAX_PITCH + 1)
+    deck: list[int] = []
+    chords: list[list[int]] = []
+    while True:
+        if not deck:
+            if chords and len(chords) * seconds_per_chord >= seconds:
+                return chords
+            deck = [int(k) for k in rng.permutation(keys)]
+        size = int(rng.integers(polyphony[0], polyphony[1] + 1))
+        chords.append(sorted(deck[-size:]))
+        del deck[-size:]
+
+
+def _usual_chords(rng: np.random.Generator, n_chords: int) -> list[list[int]]:
+    """UCHO: usual chords (random type and inversion) on roots dealt from a shuffled deck."""
+    keys = np.arange(MIN_PITCH, MAX_PITCH + 1)
+    names = sorted(USUAL_CHORDS)
+    deck: list[int] = []
+    chords = []
+    for _ in range(n_chords):
+        if not deck:
+            deck = [int(k) for k in rng.permutation(keys)]
+        root = deck.pop()
+        intervals = np.array(USUAL_CHORDS[names[int(rng.integers(len(names)))]])
+        inversion = int(rng.integers(len(intervals)))
+        notes = root + np.concatenate([intervals[inversion:], intervals[:inversion] + 12])
+        while notes.max() > MAX_PITCH:  # near the top: the same chord an octave lower
+            notes = notes - 12
+        # (the set merges an inverted octave's doubled top note: a single note or a fifth)
+        chords.append(sorted({int(n) for n in notes}))
+    return chords
+
+
+def chord_set(kind: str, instrument: str, params: dict, seed: int) -> Performance:
+    """An instrument's RAND or UCHO set: chords one after another, no pedal.
+
+    Each chord is struck together (a few ms of spread), held ``chords.chord_seconds`` and
+    followed by a short gap; velocities are drawn per note from ``chords.velocity``.
+    """
+    if kind not in CHORD_SETS:
+        raise ValueError(f"piano_sf: unknown chord set {kind!r} (expected one of {CHORD_SETS})")
+    cfg = params["chords"]
+    rng = np.random.default_rng([seed, zlib.crc32(f"{kind}/{instrument}".encode())])
+    hold_lo, hold_hi = (float(v) for v in cfg["chord_seconds"])
+    gap_lo, gap_hi = (float(v) for v in cfg["gap_seconds"])
+    per_chord = (hold_lo + hold_hi + gap_lo + gap_hi) / 2.0
+    seconds = float(cfg["rand_seconds" if kind == "RAND" else "ucho_seconds"])
+    if kind == "RAND":
+        lo, hi = (int(v) for v in cfg["polyphony"])
+        chords = _rand_chords(rng, per_chord, seconds, (lo, hi))
+    else:
+        chords = _usual_chords(rng, max(1, int(round(seconds / per_chord))))
+    vel_lo, vel_hi = (int(v) for v in cfg["velocity"])
+    rows, t = [], rng.uniform(*LEAD_IN)
+    for chord in chords:
+        hold = rng.uniform(hold_lo, hold_hi)
+        for key in chord:
+            start = t + rng.uniform(0.0, 0.01)
+            rows.append((start, t + hold, key, int(rng.integers(vel_lo, vel_hi + 1))))
+        t += hold + rng.uniform(gap_lo, gap_hi)
+    notes = pd.DataFrame(rows, columns=["start", "end", "pitch", "velocity"])
+    notes["start"] = quantize_time(notes["start"].to_numpy())
+    notes["end"] = quantize_time(notes["end"].to_numpy())
+    notes = notes.astype({"start": float, "end": float, "pitch": int, "velocity": int})
+    notes = notes.sort_values(["start", "pitch"], kind="stable").reset_index(drop=True)
+    pedal = pd.DataFrame({"time": pd.Series(dtype=float), "value": pd.Series(dtype=int)})
+    return Performance(piece=f"{kind}-{instrument}", source=kind, notes=notes, pedal=pedal,
+                       duration=float(quantize_time(notes["end"].max() + CHORD_TAIL)))
+
+
+def silent_keys(performances) -> list[int]:
+    """Keys of the 88 that no note of ``performances`` plays."""
+    played = set()
+    for perf in performances:
+        played.update(int(p) for p in perf.notes["pitch"])
+    return [k for k in range(MIN_PITCH, MAX_PITCH + 1) if k not in played]
+
+
 # ----------------------------------------------------------------------------- rendering
 
 def parse_instruments(params: dict) -> tuple[list[Instrument], list[Instrument]]:
@@ -340,6 +448,14 @@ def render(out_dir: Path, params: dict, seed: int) -> dict:
 
     jobs = [(inst, perfs[s], "train") for inst in train_insts for s in train_src]
     jobs += [(inst, perfs[s], "test") for inst in test_insts for s in test_src]
+    chord_sets = {(inst.name, kind): chord_set(kind, inst.name, params, seed)
+                  for inst in train_insts + test_insts for kind in CHORD_SETS}
+    jobs += [(inst, chord_sets[inst.name, kind], split)
+             for insts, split in ((train_insts, "train"), (test_insts, "test"))
+             for inst in insts for kind in CHORD_SETS]
+    silent = silent_keys(perf for _, perf, split in jobs if split == "train")
+    if silent:  # cannot happen with a RAND set per instrument; guards later edits
+        raise ValueError(f"piano_sf: keys {silent} never sound in the training split")
     hold = float(params["isolated_duration"])
     velocity = int(params["isolated_velocity"])
     keys = range(MIN_PITCH, MAX_PITCH + 1)
@@ -347,7 +463,8 @@ def render(out_dir: Path, params: dict, seed: int) -> dict:
     soundfonts = sorted({i.soundfont for i in train_insts + test_insts})
     with SoundfontSynth(sr, soundfonts) as synth:
         for inst, perf, split in progress(jobs, desc="piano-sf: pieces", unit="rec"):
-            rel = Path(inst.name) / "MUS" / perf.piece
+            folder = perf.source if perf.source in CHORD_SETS else "MUS"
+            rel = Path(inst.name) / folder / perf.piece
             (out_dir / rel.parent).mkdir(parents=True, exist_ok=True)
             notes, controls = _as_events(perf)
             audio = synth.render_performance([(inst.soundfont, inst.program, notes, controls)],
@@ -380,11 +497,16 @@ def render(out_dir: Path, params: dict, seed: int) -> dict:
         "sources": {piece_name(s): s for s in train_src + test_src},
         "sample_rate": sr,
     })
-    return _summary(out_dir, index, perfs)
+    return _summary(out_dir, index, perfs, jobs)
 
 
-def _summary(out_dir: Path, index: pd.DataFrame, perfs: dict[str, Performance]) -> dict:
+def _summary(out_dir: Path, index: pd.DataFrame, perfs: dict[str, Performance], jobs) -> dict:
     counts = index.groupby(["split", "kind"]).size()
+    sounding = {split: 88 - len(silent_keys(p for _, p, s in jobs if s == split))
+                for split in ("train", "test")}
+    music = {split: 88 - len(silent_keys(p for _, p, s in jobs if s == split
+                                          and p.source not in CHORD_SETS))
+             for split in ("train", "test")}
     return {
         "recordings": {f"{s}/{k}": int(n) for (s, k), n in counts.items()},
         "pieces": {s: int(index[(index["split"] == s) & (index["kind"] == "piece")]["piece"].nunique())
@@ -392,6 +514,8 @@ def _summary(out_dir: Path, index: pd.DataFrame, perfs: dict[str, Performance]) 
         "instruments": int(index["instrument"].nunique()),
         "notes_per_piece_mean": float(np.mean([len(p.notes) for p in perfs.values()])),
         "pedalled_pieces": int(sum(len(p.pedal) > 0 for p in perfs.values())),
+        "keys_sounding": sounding,                # of 88, pieces and chord sets
+        "keys_sounding_in_pieces": music,         # of 88, the corpus pieces alone
         "audio_hours": round(float(index["duration"].sum()) / 3600.0, 4),
         "bytes": int(sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file())),
     }
