@@ -214,7 +214,13 @@ METRIC_KEYS = ["classifier.test_accuracy", "sanity.randomised_model_spearman",
                  for k in (5, 10, 20)),
                *(f"table1.{f}.{c}" for f in ("bass", "brass", "flute", "guitar", "keyboard", "mallet",
                                              "organ", "reed", "string", "synth_lead", "vocal")
-                 for c in ("magnitude", "phase", "paper_magnitude", "paper_phase"))]
+                 for c in ("magnitude", "phase", "paper_magnitude", "paper_phase",
+                           "distortion.none", "distortion.magnitude", "distortion.phase",
+                           "concrete_magnitude", "concrete_phase", "ablation_magnitude",
+                           "ablation_phase")),
+               "table1_query.concrete_agreement", "table1_query.agree_with_paper",
+               "ablation_classifier.test_accuracy", "classifier.test_confusion.counts",
+               "masks.bimodal_share"]
 
 
 def _lookup(tree: dict, dotted: str):
@@ -231,6 +237,11 @@ def test_tiny_run_writes_metrics_and_a_valid_section(tiny_run):
         _lookup(metrics, key)  # KeyError names the missing key
     assert 0.0 <= metrics["classifier"]["test_accuracy"] <= 1.0
     assert metrics["table1"]["string"]["paper_phase"] == 0.0
+    assert metrics["table1"]["string"]["magnitude"] in (0, 1)  # the exact optimum is a vertex
+    assert metrics["ablation_classifier"]["phase_dropout"] == 0.5
+    assert metrics["classifier"]["phase_dropout"] == 0.0
+    counts = metrics["classifier"]["test_confusion"]["counts"]
+    assert len(counts) == 11 and sum(map(sum, counts)) == metrics["test_notes"]
     section = load_section(tiny_run / "results/nsynth/section")
     assert section.group == "Studies"
     kinds = [b["type"] for b in section.blocks]
@@ -239,8 +250,8 @@ def test_tiny_run_writes_metrics_and_a_valid_section(tiny_run):
     assert (tiny_run / "results/nsynth/checkpoints/classifier/last.pt").is_file()
     text = (tiny_run / "results/nsynth/metrics.json").read_text()
     assert "/" not in text.replace("\\/", "")  # no paths in the metrics
-    for name in ("features", "train_classifier", "train_inpainter", "explain_notes",
-                 "explain_classes", "evaluate", "report"):
+    for name in ("features", "train_classifier", "train_classifier_ablation", "train_inpainter",
+                 "explain_notes", "explain_classes", "explain_classes_ablation", "evaluate", "report"):
         assert (tiny_run / f"logs/benchmarks/nsynth/{name}.tsv").is_file()
 
 
