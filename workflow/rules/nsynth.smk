@@ -1,9 +1,20 @@
 # Study nsynth: rate-distortion explanations of an instrument classifier with an inpainting GAN.
 # features -> train_classifier -> train_inpainter -> explain_notes / explain_classes / evaluate
 # -> nsynth_report (metrics.json + section). Each rule gets only the config subsection it uses.
+# Two classifiers: "classifier" (the explained Φ) and "classifier_ablation" (Φ retrained with
+# nsynth.ablation's settings, Table 1's ablation row): one training rule, one explain-classes
+# rule, each with the two variants as a wildcard.
 
 
 NSYNTH_DATA = study_dataset("nsynth")[1]
+
+
+def nsynth_classifier_params(wildcards):
+    """nsynth.classifier, with nsynth.ablation's overrides for the ablation variant."""
+    params = dict(config["nsynth"]["classifier"])
+    if wildcards.classifier == "classifier_ablation":
+        params.update(config["nsynth"].get("ablation", {}))
+    return json.dumps(params, sort_keys=True, separators=(",", ":"))
 
 
 rule nsynth_features:
@@ -26,12 +37,14 @@ rule nsynth_features:
 
 rule nsynth_train_classifier:
     output:
-        directory("results/nsynth/classifier"),
+        directory("results/nsynth/{classifier}"),
+    wildcard_constraints:
+        classifier="classifier|classifier_ablation",
     input:
         features="results/nsynth/features",
         code=genex_code("nsynth train-classifier"),
     params:
-        cfg=section("nsynth", "classifier"),
+        cfg=nsynth_classifier_params,
         seed=config["seed"],
         device=config["device"],
     threads: workflow.cores
@@ -40,13 +53,13 @@ rule nsynth_train_classifier:
     conda:
         "../envs/genex.yaml"
     log:
-        logs("nsynth/train_classifier.log"),
+        logs("nsynth/train_{classifier}.log"),
     benchmark:
-        benchmarks("nsynth/train_classifier.tsv")
+        benchmarks("nsynth/train_{classifier}.tsv")
     shell:
         "genex nsynth train-classifier --features {input.features:q} --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} --device {params.device} "
-        "--checkpoints results/nsynth/checkpoints/classifier --out {output:q} > {log:q} 2>&1"
+        "--checkpoints results/nsynth/checkpoints/{wildcards.classifier} --out {output:q} > {log:q} 2>&1"
 
 
 rule nsynth_train_inpainter:
@@ -104,10 +117,12 @@ rule nsynth_explain_notes:
 
 rule nsynth_explain_classes:
     output:
-        directory("results/nsynth/classes"),
+        directory("results/nsynth/{classes}"),
+    wildcard_constraints:
+        classes="classes|classes_ablation",
     input:
         features="results/nsynth/features",
-        classifier="results/nsynth/classifier",
+        classifier=lambda wildcards: "results/nsynth/" + wildcards.classes.replace("classes", "classifier"),
         inpainter="results/nsynth/inpainter",
         code=genex_code("nsynth explain-classes"),
     params:
@@ -120,9 +135,9 @@ rule nsynth_explain_classes:
     conda:
         "../envs/genex.yaml"
     log:
-        logs("nsynth/explain_classes.log"),
+        logs("nsynth/explain_{classes}.log"),
     benchmark:
-        benchmarks("nsynth/explain_classes.tsv")
+        benchmarks("nsynth/explain_{classes}.tsv")
     shell:
         "genex nsynth explain-classes --features {input.features:q} --classifier {input.classifier:q} "
         "--inpainter {input.inpainter:q} --params {params.cfg:q} --seed {params.seed} "
@@ -172,6 +187,8 @@ rule nsynth_report:
         inpainter="results/nsynth/inpainter",
         notes="results/nsynth/notes",
         classes="results/nsynth/classes",
+        ablation_classifier="results/nsynth/classifier_ablation",
+        ablation_classes="results/nsynth/classes_ablation",
         evaluation="results/nsynth/evaluation",
         code=genex_code("nsynth report"),
     params:
@@ -186,5 +203,6 @@ rule nsynth_report:
     shell:
         "genex nsynth report --features {input.features:q} --classifier {input.classifier:q} "
         "--inpainter {input.inpainter:q} --notes {input.notes:q} --classes {input.classes:q} "
+        "--ablation-classifier {input.ablation_classifier:q} --ablation-classes {input.ablation_classes:q} "
         "--evaluation {input.evaluation:q} --params {params.cfg:q} --seed {params.seed} "
         "--metrics {output.metrics:q} --curve {output.curve:q} --out {output.section:q} > {log:q} 2>&1"

@@ -214,7 +214,13 @@ METRIC_KEYS = ["classifier.test_accuracy", "sanity.randomised_model_spearman",
                  for k in (5, 10, 20)),
                *(f"table1.{f}.{c}" for f in ("bass", "brass", "flute", "guitar", "keyboard", "mallet",
                                              "organ", "reed", "string", "synth_lead", "vocal")
-                 for c in ("magnitude", "phase", "paper_magnitude", "paper_phase"))]
+                 for c in ("magnitude", "phase", "paper_magnitude", "paper_phase",
+                           "distortion.none", "distortion.magnitude", "distortion.phase",
+                           "concrete_magnitude", "concrete_phase", "ablation_magnitude",
+                           "ablation_phase")),
+               "table1_query.concrete_agreement", "table1_query.agree_with_paper",
+               "ablation_classifier.test_accuracy", "classifier.test_confusion.counts",
+               "masks.bimodal_share"]
 
 
 def _lookup(tree: dict, dotted: str):
@@ -231,6 +237,11 @@ def test_tiny_run_writes_metrics_and_a_valid_section(tiny_run):
         _lookup(metrics, key)  # KeyError names the missing key
     assert 0.0 <= metrics["classifier"]["test_accuracy"] <= 1.0
     assert metrics["table1"]["string"]["paper_phase"] == 0.0
+    assert metrics["table1"]["string"]["magnitude"] in (0, 1)  # the exact optimum is a vertex
+    assert metrics["ablation_classifier"]["phase_dropout"] == 0.5
+    assert metrics["classifier"]["phase_dropout"] == 0.0
+    counts = metrics["classifier"]["test_confusion"]["counts"]
+    assert len(counts) == 11 and sum(map(sum, counts)) == metrics["test_notes"]
     section = load_section(tiny_run / "results/nsynth/section")
     assert section.group == "Studies"
     kinds = [b["type"] for b in section.blocks]
@@ -239,8 +250,8 @@ def test_tiny_run_writes_metrics_and_a_valid_section(tiny_run):
     assert (tiny_run / "results/nsynth/checkpoints/classifier/last.pt").is_file()
     text = (tiny_run / "results/nsynth/metrics.json").read_text()
     assert "/" not in text.replace("\\/", "")  # no paths in the metrics
-    for name in ("features", "train_classifier", "train_inpainter", "explain_notes",
-                 "explain_classes", "evaluate", "report"):
+    for name in ("features", "train_classifier", "train_classifier_ablation", "train_inpainter",
+                 "explain_notes", "explain_classes", "explain_classes_ablation", "evaluate", "report"):
         assert (tiny_run / f"logs/benchmarks/nsynth/{name}.tsv").is_file()
 
 
@@ -259,3 +270,50 @@ def test_changing_rde_lambda_reruns_only_explanation_rules(tiny_run, copy_of):
     for rule in ("nsynth_features", "nsynth_train_classifier", "nsynth_train_inpainter"):
         assert rule not in jobs, jobs
 
+
+
+def test_exact_vertex_finds_the_known_optimum_and_the_converged_concrete_query_agrees():
+    """A logit reads a magnitude band and a phase band; with zero infill the expected
+    distortion of each (magnitude, phase) vertex is known in closed form. Family 0 carries
+    the band in the magnitude only (keep magnitude), 1 in the phase only (keep phase), 2 in
+    both (keep both), 3 almost nowhere (keep nothing: the rate costs more than the loss)."""
+    from genex.studies.nsynth.explain import VERTICES, exact_vertex, vertex_distortions
+
+    class BandSum(nn.Module):
+        def forward(self, z):
+            return 0.1 * (z[:, 0, BAND].sum(1) + z[:, 1, BAND].sum(1)).unsqueeze(1)
+
+    g = torch.Generator().manual_seed(3)
+    x = 1.0 + torch.rand(8, *SHAPE, generator=g)
+    families = torch.arange(4).repeat_interleave(2)
+    x[families == 0, 1] = 0.0
+    x[families == 1, 0] = 0.0
+    x[families == 3] *= 0.01
+    lam = 10.0
+    per_note = vertex_distortions(BandSum(), ZeroInfiller(), x, draws=2, seed=0)
+    mag = 0.1 * x[:, 0, BAND].sum(1)
+    phase = 0.1 * x[:, 1, BAND].sum(1)
+    expected = torch.stack([0.5 * (mag + phase) ** 2, 0.5 * phase ** 2, 0.5 * mag ** 2,
+                            torch.zeros_like(mag)])
+    assert torch.allclose(per_note, expected, rtol=1e-4, atol=1e-6)
+    result = exact_vertex(per_note, families, 5, lam)
+    known = [(1, 0), (0, 1), (1, 1), (0, 0)]
+    assert [tuple(int(v) for v in row) for row in result["optimum"][:4]] == known
+    assert all(VERTICES[int(torch.argmin(result["objective"][f]))] == known[f] for f in range(4))
+    assert bool((result["margin"][:4] > 0).all()) and int(result["notes"][4]) == 0
+    assert bool(torch.isnan(result["optimum"][4]).all())  # no notes, no answer
+
+    params = {**RDE_PARAMS, "class_lam": lam, "class_lr": 0.2, "class_steps": 200,
+              "class_schedule": "cosine", "class_warmup": 0.1, "n_samples": 2}
+    probs, _ = class_query(BandSum(), ZeroInfiller(), x, families, 5, params, seed=0)
+    rounded = [tuple(int(p >= 0.5) for p in row.tolist()) for row in probs[:4]]
+    assert rounded == known
+    # converged: every keep probability decided, none left near ½
+    assert bool(((probs[:4] < 0.05) | (probs[:4] > 0.95)).all()), probs[:4]
+
+
+def test_bimodal_share_counts_decided_keep_probabilities():
+    from genex.studies.nsynth.explain import bimodal_share
+
+    assert bimodal_share(torch.tensor([0.0, 0.04, 0.5, 0.96, 1.0])) == pytest.approx(0.8)
+    assert bimodal_share(torch.tensor([[0.3, 0.7]])) == 0.0

@@ -15,9 +15,14 @@ from torch import Tensor
 from genex.xai.components import ComponentMap
 from genex.xai.evaluate import keep_top  # re-exported: the study's masks use the library's
 from genex.xai.infill import GenerativeInfiller, Infiller
-from genex.xai.rde import DEFAULTS, RDEL1, RDEConcrete
+from genex.xai.rde import DEFAULTS, RDEL1, RDEConcrete, RateDistortion
+from genex.xai.target import Target
 
-__all__ = ["explain_notes", "class_query", "keep_top", "select_notes"]
+__all__ = ["explain_notes", "class_query", "keep_top", "select_notes", "VERTICES",
+           "vertex_distortions", "exact_vertex", "bimodal_share"]
+
+#: The four binary (magnitude kept, phase kept) configurations of the per-class query.
+VERTICES: tuple[tuple[int, int], ...] = ((0, 0), (1, 0), (0, 1), (1, 1))
 
 
 def select_notes(labels: np.ndarray, per_family: int, n_classes: int) -> np.ndarray:
@@ -66,11 +71,85 @@ def explain_notes(model, infiller: Infiller, x: Tensor, params: dict, seed: int,
     return out
 
 
+@torch.no_grad()
+def vertex_distortions(model, infiller: Infiller, x: Tensor, draws: int, seed: int,
+                       batch_size: int = 64) -> Tensor:
+    """Per note, the expected distortion ``E[D]`` (over ``draws`` infill draws) at each of
+    the four binary (magnitude, phase) configurations of :data:`VERTICES`: ``[4, B]``.
+
+    Every vertex reuses the same random stream (common random numbers), so differences
+    between vertices are not blurred by independent draw noise. Keeping both channels
+    keeps every entry, which every infiller returns bit-exactly: its distortion is 0 and is
+    not computed.
+    """
+    cmap = ComponentMap.along_axis(tuple(x.shape[1:]), 0).to(x.device)
+    objective = RateDistortion(model, infiller, cmap, lam=0.0, n_samples=draws)
+    out = torch.zeros(len(VERTICES), x.shape[0])
+    for v, vertex in enumerate(VERTICES):
+        if all(vertex):
+            continue
+        gen = torch.Generator(device=x.device).manual_seed(seed)
+        for start in range(0, x.shape[0], batch_size):
+            xb = x[start: start + batch_size]
+            target = Target(None, xb.shape[0])
+            keep = torch.tensor(vertex, dtype=xb.dtype, device=xb.device).expand(xb.shape[0], 2)
+            ref = objective.reference(xb, target)
+            out[v, start: start + xb.shape[0]] = objective.distortion(xb, keep, ref, target, gen).cpu()
+    return out
+
+
+def exact_vertex(per_note: Tensor, families: Tensor, n_families: int, lam: float) -> dict:
+    """Table 1 without an optimiser: with two components the per-class objective
+    ``E_s[D(s)] + λ·(s_mag + s_phase)/2`` is multilinear in the two keep probabilities, so
+    its minimum over ``[0, 1]²`` is attained at a vertex; this evaluates all four.
+
+    Args:
+        per_note: ``[4, B]`` from :func:`vertex_distortions`.
+        families: ``[B]`` family of every note.
+
+    Returns ``distortion`` and ``sem`` (standard error over the family's notes) ``[F, 4]``,
+    ``objective`` ``[F, 4]``, ``optimum`` ``[F, 2]`` (kept magnitude, kept phase; NaN for a
+    family without notes), ``margin`` ``[F]`` (second-best objective minus the best) and
+    ``notes`` ``[F]``.
+    """
+    families = families.cpu()
+    rate = torch.tensor([sum(v) / 2 for v in VERTICES], dtype=per_note.dtype)
+    dist = torch.full((n_families, len(VERTICES)), float("nan"), dtype=per_note.dtype)
+    sem = torch.full_like(dist, float("nan"))
+    counts = torch.bincount(families, minlength=n_families)
+    for f in range(n_families):
+        notes = per_note[:, families == f]
+        if notes.shape[1]:
+            dist[f] = notes.mean(1)
+            sem[f] = notes.std(1) / notes.shape[1] ** 0.5 if notes.shape[1] > 1 else 0.0
+    objective = dist + lam * rate
+    optimum = torch.full((n_families, 2), float("nan"))
+    margin = torch.full((n_families,), float("nan"))
+    for f in range(n_families):
+        if counts[f]:
+            order = torch.argsort(objective[f])
+            optimum[f] = torch.tensor(VERTICES[int(order[0])], dtype=torch.float32)
+            margin[f] = objective[f, order[1]] - objective[f, order[0]]
+    return {"distortion": dist, "sem": sem, "objective": objective, "optimum": optimum,
+            "margin": margin, "notes": counts}
+
+
+def bimodal_share(keep: Tensor, tolerance: float = 0.05) -> float:
+    """Share of keep probabilities within ``tolerance`` of 0 or 1 (a converged concrete mask
+    is bimodal; values in between mean the optimiser did not decide)."""
+    keep = keep.flatten().float()
+    if keep.numel() == 0:
+        return float("nan")
+    return float(((keep <= tolerance) | (keep >= 1 - tolerance)).float().mean())
+
+
 def class_query(model, infiller: Infiller, x: Tensor, families: Tensor, n_families: int,
                 params: dict, seed: int) -> tuple[Tensor, dict]:
-    """Table 1: one concrete mask over (whole magnitude, whole phase) per family, optimised
-    over that family's notes (distortion meaned over its notes), all families in one graph
-    (:meth:`genex.xai.RDEConcrete.attribute` with ``groups``), at a constant lr as in the paper.
+    """Table 1 by optimisation (the cross-check of :func:`exact_vertex`): one concrete mask
+    over (whole magnitude, whole phase) per family, optimised over that family's notes
+    (distortion meaned over its notes), all families in one graph
+    (:meth:`genex.xai.RDEConcrete.attribute` with ``groups``), under ``class_schedule``
+    (the paper: constant).
 
     Returns keep probabilities ``[n_families, 2]`` (NaN for a family without notes) and the
     loss history.
@@ -79,7 +158,8 @@ def class_query(model, infiller: Infiller, x: Tensor, families: Tensor, n_famili
     rde = RDEConcrete(model, infiller, cmap, lam=params["class_lam"], temperature=params["temperature"],
                       lr=params["class_lr"], steps=params["class_steps"], n_samples=params["n_samples"],
                       init=params["init"], seed=seed, log_every=max(1, params["class_steps"] // 20),
-                      schedule="constant", warmup=0.0)
+                      schedule=params.get("class_schedule", "constant"),
+                      warmup=params.get("class_warmup", 0.0))
     rde.desc = "rde-class"
     families = families.to(x.device)
     probs = rde.attribute(x, None, groups=families, n_groups=n_families).cpu()

@@ -6,7 +6,8 @@ Steps, in DAG order (workflow/rules/nsynth.smk):
 * ``train-classifier``: the instrument-family CNN Φ (checkpointed, best on valid);
 * ``train-inpainter``: the inpainting GAN G and its critic (checkpointed, best on valid);
 * ``explain-notes``: per-note RDE masks (concrete and ℓ1) + listenable audio;
-* ``explain-classes``: the per-family magnitude-vs-phase query (Table 1);
+* ``explain-classes``: the per-family magnitude-vs-phase query (Table 1): exact at the four
+  vertices, concrete optimisation beside it;
 * ``evaluate``: in-distribution test, baselines, faithfulness curves, sanity check, Fig 1 data;
 * ``report``: ``metrics.json`` (every number the report quotes) and the report section.
 
@@ -82,7 +83,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> None:
     """Train Φ (resumable; best epoch on the validation loss)."""
     import torch
 
-    from genex.studies.nsynth.train import evaluate_classifier, train_classifier
+    from genex.studies.nsynth.train import confusion_matrix, evaluate_classifier, train_classifier
     from genex.pipeline import atomic_dir, write_json
 
     device = torch_step(args)
@@ -95,13 +96,17 @@ def cmd_train_classifier(args: argparse.Namespace) -> None:
                                     inputs={"features": args.features})
     x_te, y_te = split_data(feats, "test")
     test_loss, test_acc = evaluate_classifier(model, x_te, y_te, device)
+    seconds = time.perf_counter() - t0
+    confusion = confusion_matrix(model, x_te, y_te, params["n_classes"], device)
     log.info("classifier: test accuracy %.3f (best epoch %s) in %.1f s", test_acc,
-             state.best_epoch, time.perf_counter() - t0)
+             state.best_epoch, seconds)
     with atomic_dir(args.out) as tmp:
         save_classifier(tmp / "model.pt", model, params)
         write_json(tmp / "train.json", _rounded({
             "test_accuracy": test_acc, "test_loss": test_loss, "best_epoch": state.best_epoch,
-            "epochs": state.epoch, "history": state.history, "params": params}))
+            "epochs": state.epoch, "history": state.history, "params": params,
+            # rows: true family, columns: predicted family (test split, unseen instruments)
+            "test_confusion": {"families": list(feats["families"]), "counts": confusion}}))
 
 
 def cmd_train_inpainter(args: argparse.Namespace) -> None:
@@ -145,7 +150,7 @@ def cmd_explain_notes(args: argparse.Namespace) -> None:
     """Per-note RDE masks with both optimisers, and listenable audio of a few notes."""
     import torch
 
-    from genex.studies.nsynth.explain import explain_notes, generative_infiller
+    from genex.studies.nsynth.explain import bimodal_share, explain_notes, generative_infiller
     from genex.pipeline import atomic_dir, write_json
 
     device = torch_step(args)
@@ -157,7 +162,8 @@ def cmd_explain_notes(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     masks = explain_notes(model, generative_infiller(inpainter, args.seed), x.to(device), params,
                           args.seed, params.get("batch_notes"))
-    log.info("RDE masks of %d notes x 2 optimisers in %.1f s", len(index), time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    log.info("RDE masks of %d notes x 2 optimisers in %.1f s", len(index), seconds)
     with torch.no_grad():
         pred = model(x.to(device)).argmax(1).cpu()
     with atomic_dir(args.out) as tmp:
@@ -165,8 +171,11 @@ def cmd_explain_notes(args: argparse.Namespace) -> None:
                                         "rde_concrete": masks["rde_concrete"], "rde_l1": masks["rde_l1"]})
         audio = _write_listenable(tmp, feats, index, x, masks["rde_concrete"], inpainter,
                                   params, args.seed)
-        write_json(tmp / "notes.json", _rounded({"notes": len(index), "audio": audio,
-                                                 "history": masks["history"]}))
+        write_json(tmp / "notes.json", _rounded({
+            "notes": len(index), "audio": audio, "history": masks["history"],
+            # converged concrete masks are bimodal: share of keep probabilities near 0 or 1
+            "bimodal_share": bimodal_share(masks["rde_concrete"]),
+            "steps": params["steps"], "seconds": seconds}))
 
 
 def _write_listenable(folder: Path, feats: dict, index, x, mask, inpainter, params: dict,
@@ -202,8 +211,13 @@ def _write_listenable(folder: Path, feats: dict, index, x, mask, inpainter, para
 
 
 def cmd_explain_classes(args: argparse.Namespace) -> None:
-    """Table 1: magnitude-vs-phase keep probabilities per family over the test notes."""
-    from genex.studies.nsynth.explain import class_query, generative_infiller
+    """Table 1: per family, the expected distortion of the four binary (magnitude, phase)
+    configurations over every test note of the family (the exact optimum), and the concrete
+    optimisation of the same query as a cross-check."""
+    import torch
+
+    from genex.studies.nsynth.explain import (VERTICES, class_query, exact_vertex, generative_infiller,
+                                              vertex_distortions)
     from genex.pipeline import atomic_dir, write_json
 
     device = torch_step(args)
@@ -211,14 +225,53 @@ def cmd_explain_classes(args: argparse.Namespace) -> None:
     feats = load_features(args.features)
     model = load_classifier(args.classifier, device)
     inpainter = load_inpainter(args.inpainter, device)
+    n_families, lam = len(feats["families"]), params["class_lam"]
+    x_all, y_all = split_data(feats, "test")
+    t0 = time.perf_counter()
+    per_note = vertex_distortions(model, generative_infiller(inpainter, args.seed), x_all.to(device),
+                                  params["vertex_draws"], args.seed)
+    exact = exact_vertex(per_note, y_all, n_families, lam)
+    log.info("exact vertices of %d test notes x %d draws in %.1f s", len(x_all),
+             params["vertex_draws"], time.perf_counter() - t0)
+
     index, x, y = _explained_notes(feats, params["class_notes_per_family"])
+    t0 = time.perf_counter()
     probs, history = class_query(model, generative_infiller(inpainter, args.seed), x.to(device),
-                                 y, len(feats["families"]), params, args.seed)
-    table = {fam: {"magnitude": float(probs[f, 0]), "phase": float(probs[f, 1])}
-             for f, fam in enumerate(feats["families"])}
+                                 y, n_families, params, args.seed)
+    log.info("concrete per-class query on %d notes in %.1f s", len(index), time.perf_counter() - t0)
+    # the exact optimum on the concrete query's own notes: the like-for-like cross-check
+    test_index = {int(i): j for j, i in enumerate(i for i, s in enumerate(feats["split"]) if s == "test")}
+    same = exact_vertex(per_note[:, [test_index[int(i)] for i in index]], y, n_families, lam)
+
+    kept = {(0, 0): "none", (1, 0): "magnitude", (0, 1): "phase", (1, 1): "both"}
+    names = [kept[v] for v in VERTICES]  # what each vertex keeps
+    table, agree, agree_all = {}, 0, 0
+    for f, fam in enumerate(feats["families"]):
+        if not int(exact["notes"][f]):
+            continue
+        rounded = [int(float(p) >= 0.5) for p in probs[f]]
+        on_same = [int(v) for v in same["optimum"][f].tolist()]
+        optimum = [int(v) for v in exact["optimum"][f].tolist()]
+        agree += rounded == on_same
+        agree_all += rounded == optimum
+        table[fam] = {
+            "distortion": dict(zip(names, exact["distortion"][f].tolist())),
+            "sem": dict(zip(names, exact["sem"][f].tolist())),
+            "objective": dict(zip(names, exact["objective"][f].tolist())),
+            "exact": {"magnitude": optimum[0], "phase": optimum[1]},
+            "margin": float(exact["margin"][f]), "notes": int(exact["notes"][f]),
+            "concrete": {"magnitude": float(probs[f, 0]), "phase": float(probs[f, 1])},
+            "exact_concrete_notes": {"magnitude": on_same[0], "phase": on_same[1]},
+            "concrete_agrees": rounded == on_same}
+    families = len(table)
     with atomic_dir(args.out) as tmp:
-        write_json(tmp / "table1.json", _rounded({"table1": table, "notes": len(index),
-                                                  "history": history}))
+        write_json(tmp / "table1.json", _rounded({
+            "table1": table, "lam": lam, "draws": params["vertex_draws"], "test_notes": len(x_all),
+            "concrete": {"notes": len(index), "steps": params["class_steps"],
+                         "lr": params["class_lr"], "schedule": params.get("class_schedule", "constant"),
+                         "agreement": agree / max(1, families),
+                         "agreement_all_notes": agree_all / max(1, families),
+                         "history": history}}))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -356,7 +409,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     from genex.studies.nsynth.report import build_metrics, write_section
 
     metrics = build_metrics(Path(args.classifier), Path(args.inpainter), Path(args.notes),
-                            Path(args.classes), Path(args.evaluation))
+                            Path(args.classes), Path(args.evaluation),
+                            Path(args.ablation_classifier), Path(args.ablation_classes))
     import shutil
 
     from genex.pipeline import atomic_file, write_json
@@ -396,7 +450,10 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_train_inpainter)
 
     for name, func, text in (("explain-notes", cmd_explain_notes, "per-note RDE masks + audio"),
-                             ("explain-classes", cmd_explain_classes, "Table 1 (per family)")):
+                             ("explain-classes", cmd_explain_classes,
+                              "Table 1: per family, the exact expected distortion of the four "
+                              "(magnitude, phase) kept/dropped configurations over every test "
+                              "note, the optimum, and the concrete optimiser as a cross-check")):
         p = steps.add_parser(name, help=text)
         p.add_argument("--features", required=True)
         p.add_argument("--classifier", required=True)
@@ -415,6 +472,10 @@ def register(subparsers) -> None:
     p = steps.add_parser("report", help="metrics.json and the report section")
     for name in ("features", "classifier", "inpainter", "notes", "classes", "evaluation"):
         p.add_argument(f"--{name}", required=True)
+    p.add_argument("--ablation-classifier", required=True,
+                   help="train-classifier's folder of the ablation Φ (nsynth.ablation)")
+    p.add_argument("--ablation-classes", required=True,
+                   help="explain-classes' folder for the ablation Φ (Table 1's ablation row)")
     p.add_argument("--metrics", required=True, help="metrics.json to write")
     p.add_argument("--curve", required=True, help="deletion-curve CSV to write (a DVC plot)")
     step_arguments(p)

@@ -23,7 +23,8 @@ from genex.pipeline import progress
 
 log = logging.getLogger("genex.nsynth")
 
-__all__ = ["train_classifier", "train_inpainter", "random_masks", "autocast", "evaluate_classifier"]
+__all__ = ["train_classifier", "train_inpainter", "random_masks", "autocast", "evaluate_classifier",
+           "confusion_matrix"]
 
 
 def autocast(device: torch.device):
@@ -57,8 +58,11 @@ def train_classifier(data: dict, params: dict, seed: int, device: torch.device,
     """Train Φ on ``data["train"]``, choose the epoch with the best validation accuracy.
 
     ``data[split] = (x [N, 2, L], y [N])``; params: width, hidden, dropout, epochs,
-    batch_size, lr, weight_decay. ``inputs``: the files the data came from (see
-    :class:`Checkpointer`).
+    batch_size, lr, weight_decay, the augmentations of :func:`_augment` and optionally
+    ``label_smoothing`` (cross-entropy towards a softened target) and ``ema`` (decay of an
+    exponential moving average of the weights, 0 = off; the average is what is validated and
+    returned: it smooths the epoch-to-epoch swings of accuracy on unseen instruments).
+    ``inputs``: the files the data came from (see :class:`Checkpointer`).
     """
     x_tr, y_tr = data["train"]
     x_va, y_va = data["valid"]
@@ -66,9 +70,17 @@ def train_classifier(data: dict, params: dict, seed: int, device: torch.device,
                           params["dropout"]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, params["epochs"]))
-    ckpt = Checkpointer(checkpoints, {"model": model, "opt": opt, "sched": sched},
+    decay = float(params.get("ema", 0.0))
+    averaged = (torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True)
+        if decay > 0 else None)
+    objects = {"model": model, "opt": opt, "sched": sched}
+    if averaged is not None:
+        objects["ema"] = averaged
+    ckpt = Checkpointer(checkpoints, objects,
                         fingerprint(params, seed, list(x_tr.shape), list(x_va.shape)), inputs)
     state = ckpt.resume()
+    smoothing = float(params.get("label_smoothing", 0.0))
     for epoch in progress(range(state.epoch, params["epochs"]), desc="classifier",
                           total=params["epochs"] - state.epoch, unit="epoch"):
         model.train()
@@ -77,17 +89,21 @@ def train_classifier(data: dict, params: dict, seed: int, device: torch.device,
         for idx in _batches(len(x_tr), params["batch_size"], epoch_rng(seed, epoch)):
             xb, yb = x_tr[idx].to(device), y_tr[idx].to(device)
             xb = _augment(xb, params.get("gain_jitter", 0.0), params.get("shift_bins", 0),
-                          params.get("phase_dropout", 0.0), gen)
+                          params.get("phase_dropout", 0.0), gen, params.get("freq_masks", 0),
+                          params.get("freq_mask_bins", 0))
             with autocast(device):
-                loss = F.cross_entropy(model(xb).float(), yb)
+                loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=smoothing)
             value = finite_loss(loss, state)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             state.step += 1
             total += value * len(idx)
         sched.step()
-        val_loss, val_acc = evaluate_classifier(model, x_va, y_va, device)
+        judged = averaged.module if averaged is not None else model
+        val_loss, val_acc = evaluate_classifier(judged, x_va, y_va, device)
         state.epoch = epoch + 1
         # best = highest validation accuracy (the loss breaks ties): the number that matters
         best = state.improved((1.0 - val_acc) + 1e-3 * val_loss)
@@ -97,16 +113,33 @@ def train_classifier(data: dict, params: dict, seed: int, device: torch.device,
                  state.epoch, total / len(x_tr), val_loss, val_acc, " (best)" if best else "")
         ckpt.save(state, best=best)
     ckpt.load_best()
+    if averaged is not None:
+        model.load_state_dict(averaged.module.state_dict())
     return model.eval(), state
 
 
+@torch.no_grad()
+def confusion_matrix(model: nn.Module, x: Tensor, y: Tensor, n_classes: int,
+                     device: torch.device, batch_size: int = 256) -> list[list[int]]:
+    """``counts[true][predicted]`` of ``model`` on ``(x, y)`` (eval mode)."""
+    model.eval()
+    counts = torch.zeros(n_classes, n_classes, dtype=torch.long)
+    for idx in _batches(len(x), batch_size, None):
+        pred = model(x[idx].to(device)).argmax(1).cpu()
+        counts.index_put_((y[idx].long(), pred), torch.ones(len(idx), dtype=torch.long),
+                          accumulate=True)
+    return counts.tolist()
+
+
 def _augment(x: Tensor, gain_jitter: float, shift_bins: int, phase_dropout: float,
-             gen: torch.Generator) -> Tensor:
+             gen: torch.Generator, freq_masks: int = 0, freq_mask_bins: int = 0) -> Tensor:
     """Augmentation: a random per-note magnitude gain (±gain_jitter, relative), a random
     shift by up to ±shift_bins along the log-frequency axis (a transposition: ~10 bins per
-    semitone), so Φ learns timbre rather than the training instruments' exact pitches, and
-    the phase channel zeroed in a share ``phase_dropout`` of the notes (the phase of a
-    soundfont note identifies its sample, which does not generalise to unseen instruments)."""
+    semitone), so Φ learns timbre rather than the training instruments' exact pitches, the
+    phase channel zeroed in a share ``phase_dropout`` of the notes (an ablation: Table 1 then
+    asks a classifier trained to ignore phase how much it relies on phase), and
+    ``freq_masks`` bands of up to ``freq_mask_bins`` bins zeroed in both channels
+    (SpecAugment's frequency masking on the log-frequency axis)."""
     if phase_dropout > 0:
         keep = (torch.rand(x.shape[0], 1, 1, generator=gen) >= phase_dropout).to(x)
         x = torch.cat([x[:, :1], x[:, 1:] * keep], dim=1)
@@ -118,6 +151,15 @@ def _augment(x: Tensor, gain_jitter: float, shift_bins: int, phase_dropout: floa
         shift = torch.randint(-shift_bins, shift_bins + 1, (x.shape[0], 1, 1), generator=gen)
         index = (torch.arange(length).view(1, 1, -1) - shift) % length
         x = torch.gather(x, 2, index.expand(-1, x.shape[1], -1).to(x.device))
+    if freq_masks > 0 and freq_mask_bins > 0:
+        length = x.shape[-1]
+        bins = torch.arange(length).view(1, -1)
+        keep = torch.ones(x.shape[0], length, dtype=torch.bool)
+        for _ in range(int(freq_masks)):
+            width = torch.randint(0, int(freq_mask_bins) + 1, (x.shape[0], 1), generator=gen)
+            start = (torch.rand(x.shape[0], 1, generator=gen) * (length - width)).long()
+            keep &= ~((bins >= start) & (bins < start + width))
+        x = x * keep.unsqueeze(1).to(x)
     return x
 
 
