@@ -202,7 +202,7 @@ def job_threads(rule_name, gpu=False):
 
 
 def check_resource_rules():
-    """After every rule file: a rule named in resources.rules must exist and ask for them."""
+    """Called after the last rule file; every name in resources.rules must be a rule that asks for them."""
     unknown = sorted(set(config["resources"]["rules"]) - _RESOURCE_RULES)
     if unknown:
         raise WorkflowError(f"config resources.rules names {', '.join(unknown)}: no such rule takes its "
