@@ -132,6 +132,17 @@ def test_maestro_inspect_skips_the_concept_test_with_a_stated_reason(fake_maestr
     assert blocks["type"] == "text" and "skipped" in blocks["text"]
 
 
+def test_maps_layout_gives_the_concept_test_its_isolated_notes(tmp_path):
+    """MAPS, the paper's set: ISOL/NO notes of the Disklavier in the test split are the
+    references the concept test needs (MAESTRO has none)."""
+    from genex.studies.piano.data import read_piano
+
+    frame = read_piano(paper_format.maps(tmp_path / "MAPS", seconds=1.5))
+    isolated = frame[(frame["kind"] == "isolated") & (frame["split"] == "test")]
+    assert sorted(isolated["pitch"]) == [60, 64, 67] and set(isolated["instrument"]) == {"ENSTDkCl"}
+    assert set(frame["sample_rate"]) == {44100}
+
+
 def _piano_root(tmp_path: Path, *configfiles: str) -> str:
     proc = run(snakemake_cmd(tmp_path, "--dry-run", "--printshellcmds", "--configfile",
                              str(REPO / "config" / "paper.yaml"), *configfiles, "--",
