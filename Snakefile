@@ -31,6 +31,9 @@ for study in STUDY_NAMES:
 include: "workflow/rules/report.smk"
 
 
+check_resource_rules()
+
+
 rule all:
     default_target: True
     input:

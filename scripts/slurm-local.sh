@@ -107,8 +107,9 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
-# keep finished jobs visible to squeue long enough for snakemake's status checks
-MinJobAge=600
+# keep finished jobs visible to squeue for snakemake's status checks, and to the test that counts
+# them after the run (an hour: the tiny DAG took 18 min on 2 busy cores, and 10 min lost jobs)
+MinJobAge=3600
 GresTypes=gpu
 $node$gres_node NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP

@@ -40,8 +40,10 @@ rule slurm_gpu_probe:
 # What the one-node test cluster cannot give and the profile asks for on a real cluster: the
 # node has 2 CPUs and no accounting database (so no accounts, and `sacct` cannot answer).
 TARGETS = ("all", "slurm-gpu-probe.txt")  # `all` is a local rule: snakemake runs it, not SLURM
+# memory and runtime come from the config's resources section: small ones through an overlay
+LOCAL_RESOURCES = {"resources": {"mem_mb": 1000, "runtime": 30, "gpu_threads": 1}}
 LOCAL_OVERRIDES = (
-    "--default-resources", "cpus_per_task=1", "mem_mb=1000", "runtime=30",
+    "--default-resources", "cpus_per_task=1",
     "--slurm-no-account",
     "--slurm-status-command", "squeue",
     "--slurm-init-seconds-before-status-checks", "5",
@@ -53,7 +55,9 @@ LOCAL_OVERRIDES = (
 def test_profile_uses_the_slurm_executor():
     cfg = yaml.safe_load((PROFILE / "config.yaml").read_text())
     assert cfg["executor"] == "slurm"
-    defaults = cfg["default-resources"]
+    defaults = cfg.get("default-resources") or {}
+    # memory, runtime and threads come from the config per rule (tests/test_paper_datasets.py)
+    assert not {"mem_mb", "runtime", "cpus_per_task"} & set(defaults)
     # CPU rules must not ask for GPUs: no gpu/gres default, no global GPU pool that would
     # serialise GPU jobs across the cluster (as the local profile does)
     assert not {"gpu", "gres", "gpus"} & set(defaults)
@@ -150,8 +154,12 @@ def test_tiny_dag_runs_through_the_slurm_profile(slurm_cluster, tmp_path, monkey
     workdir = workflow_copy(tmp_path / "wf")
     with open(workdir / "Snakefile", "a") as f:
         f.write(GPU_PROBE_RULE)
-    cmd = snakemake_cmd(workdir, "--profile", str(PROFILE), *LOCAL_OVERRIDES,
-                        *TARGETS)
+    overlay = tmp_path / "local-resources.yaml"
+    overlay.write_text(yaml.safe_dump(LOCAL_RESOURCES))
+    # the tiny profile and the overlay in one --configfile option (a second would drop the first)
+    cmd = snakemake_cmd(workdir, "--profile", str(PROFILE), *LOCAL_OVERRIDES, "--configfile",
+                        str(workdir / "config" / "tiny.yaml"), str(overlay), "--", *TARGETS,
+                        profile="default")
     # sbatch, squeue and the jobs' own srun find the test cluster through SLURM_CONF, which
     # run() passes on from os.environ (and sbatch --export=ALL on to the jobs)
     monkeypatch.setenv("SLURM_CONF", env["SLURM_CONF"])

@@ -77,8 +77,11 @@ def test_a_dataset_in_resources_is_not_deleted_by_a_code_edit(tmp_path):
     old = time.time() - 86400
     for p in (data / "nsynth-test" / "examples.json", data / "nsynth-test", data):
         os.utime(p, (old, old))
-    proc = run(snakemake_cmd(work, "--dry-run", overlay, "--", "resources/nsynth", profile="default"))
-    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-2000:]
+    # no rule owns an existing resources/<name> (a real run with --forceall: test_paper_datasets.py)
+    proc = run(snakemake_cmd(work, "--dry-run", "--forceall", overlay, "--", "results/datasets/nsynth",
+                             profile="default"))
+    assert "download_dataset" not in proc.stdout + proc.stderr, proc.stdout[-2000:]
+    assert "summarize_dataset" in proc.stdout
 
 
 def test_a_dataset_path_is_read_in_place_without_a_download(tmp_path):

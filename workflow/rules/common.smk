@@ -22,6 +22,14 @@ EMBEDDED = sorted(name for name, d in DATASETS.items() if d.render)
 DOWNLOADED = sorted(name for name, d in DATASETS.items() if d.download)
 
 
+def not_downloaded_pattern():
+    """The download rule's wildcard pattern: the real datasets whose resources/<name> is not
+    there yet (relative to the working directory, which Snakemake sets before reading rules).
+    A folder that exists is never a download job's output, so Snakemake never deletes it."""
+    missing = [name for name in DOWNLOADED if not os.path.exists(os.path.join("resources", name))]
+    return "|".join(missing) if missing else "(?!)"  # (?!) matches nothing
+
+
 def check_configfile_args(argv):
     """Refuse repeated --configfile options: Snakemake keeps only the last one and silently
     drops the others (`--configfile=A --configfile=B` runs without A)."""
@@ -112,9 +120,27 @@ def dataset_section(name):
     return section(*DATASETS[name].config)
 
 
+def source(study):
+    """The dataset a study reads: config sources.<study>, or that dataset's ``fallback`` while
+    its ``path`` is unset (MAPS cannot be downloaded: the paper profile reads MAPS where the
+    user has it, else MAESTRO)."""
+    name = config["sources"][study]
+    node = _dataset_config(name)
+    if not node.get("path") and node.get("fallback"):
+        return node["fallback"]
+    return name
+
+
+def _dataset_config(name):
+    node = config
+    for key in DATASETS[name].config:
+        node = node.get(key, {})
+    return node
+
+
 def active_datasets():
     """The datasets the configured sources need (one per study)."""
-    return sorted(set(config["sources"].values()))
+    return sorted({source(study) for study in config["sources"]})
 
 
 def dataset_root(name):
@@ -122,10 +148,7 @@ def dataset_root(name):
     resources/<name> (rendered or downloaded). A dataset with neither a renderer nor a
     downloader in the registry (MAPS) needs its path."""
     described = DATASETS[name]
-    node = config
-    for key in described.config:
-        node = node.get(key, {})
-    path = node.get("path")
+    path = _dataset_config(name).get("path")
     if path:
         return path
     if not (described.render or described.download):
@@ -142,5 +165,45 @@ def study_outputs(kind):
 
 def study_dataset(study):
     """The dataset a study reads (config sources), and its folder."""
-    name = config["sources"][study]
+    name = source(study)
     return name, dataset_root(name)
+
+
+# ---- what each job asks for (config `resources`) ---------------------------------------------
+
+_RESOURCE_RULES = set()  # rules that asked, so that a misspelled rule in the config is an error
+
+
+def job_resources(rule_name):
+    """mem_mb and runtime of a rule's jobs: config resources.rules.<rule_name>, else the
+    defaults resources.mem_mb / .runtime. The SLURM profile passes them to sbatch (--mem, -t);
+    locally they are only recorded. Write ``**job_resources("<the rule's own name>")`` in its
+    ``resources:`` (tests/test_slurm.py checks the name)."""
+    _RESOURCE_RULES.add(rule_name)
+    settings = config["resources"]
+    own = settings["rules"].get(rule_name, {})
+    return {"mem_mb": int(own.get("mem_mb", settings["mem_mb"])),
+            "runtime": int(own.get("runtime", settings["runtime"]))}
+
+
+def job_threads(rule_name, gpu=False):
+    """Threads of a rule's jobs: resources.rules.<rule_name>.threads, else for a rule that may
+    use CUDA resources.gpu_threads (0: every core), else 1. A GPU job that takes every core
+    would keep CPU jobs from running beside it on a GPU box."""
+    _RESOURCE_RULES.add(rule_name)
+    settings = config["resources"]
+    own = settings["rules"].get(rule_name, {})
+    if "threads" in own:
+        return int(own["threads"])
+    if gpu:
+        # workflow.cores is None under a cluster executor run without --cores: then 4
+        return int(settings["gpu_threads"]) or workflow.cores or 4
+    return 1
+
+
+def check_resource_rules():
+    """Called after the last rule file; every name in resources.rules must be a rule that asks for them."""
+    unknown = sorted(set(config["resources"]["rules"]) - _RESOURCE_RULES)
+    if unknown:
+        raise WorkflowError(f"config resources.rules names {', '.join(unknown)}: no such rule takes its "
+                            f"resources from the config (known: {', '.join(sorted(_RESOURCE_RULES))})")

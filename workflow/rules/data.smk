@@ -11,6 +11,8 @@ rule render_dataset:
         seed=config["seed"],
     wildcard_constraints:
         dataset="|".join(EMBEDDED),
+    resources:
+        **job_resources("render_dataset"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -21,16 +23,20 @@ rule render_dataset:
         "genex render {wildcards.dataset:q} --params {params.cfg:q} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
 
 
-# No code inputs on purpose: a download is checked against its checksums, and rerunning it
-# would first delete resources/<dataset> (up to 101 GB), also a copy put there by hand.
-# After a fix in the downloader: snakemake --forcerun download_dataset.
+# Snakemake deletes a job's output before it runs the job again, so the download rule owns
+# resources/<dataset> only while that folder does not exist: once there (downloaded, appearing
+# only when complete, or copied in by hand) it is an input like a dataset's `path`, and no code
+# edit, changed setting, --forcerun or --forceall deletes it (up to 101 GB). To download again,
+# remove the folder yourself. No code inputs either: a download is checked by its checksums.
 rule download_dataset:
     output:
         directory("resources/{dataset}"),
     params:
         cfg=lambda wildcards: dataset_section(wildcards.dataset),
     wildcard_constraints:
-        dataset="|".join(DOWNLOADED),
+        dataset=not_downloaded_pattern(),
+    resources:
+        **job_resources("download_dataset"),
     conda:
         "../envs/genex.yaml"
     log:

@@ -25,6 +25,8 @@ rule nsynth_features:
         code=genex_code("nsynth features"),
     params:
         cfg=section("nsynth", "features"),
+    resources:
+        **job_resources("nsynth_features"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -47,9 +49,10 @@ rule nsynth_train_classifier:
         cfg=nsynth_classifier_params,
         seed=config["seed"],
         device=config["device"],
-    threads: workflow.cores
+    threads: job_threads("nsynth_train_classifier", gpu=True)
     resources:
         gpu=1,
+        **job_resources("nsynth_train_classifier"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -73,9 +76,10 @@ rule nsynth_train_inpainter:
         cfg=section("nsynth", "inpainter"),
         seed=config["seed"],
         device=config["device"],
-    threads: workflow.cores
+    threads: job_threads("nsynth_train_inpainter", gpu=True)
     resources:
         gpu=1,
+        **job_resources("nsynth_train_inpainter"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -100,9 +104,10 @@ rule nsynth_explain_notes:
         cfg=section("nsynth", "rde"),
         seed=config["seed"],
         device=config["device"],
-    threads: workflow.cores
+    threads: job_threads("nsynth_explain_notes", gpu=True)
     resources:
         gpu=1,
+        **job_resources("nsynth_explain_notes"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -129,9 +134,10 @@ rule nsynth_explain_classes:
         cfg=section("nsynth", "rde"),
         seed=config["seed"],
         device=config["device"],
-    threads: workflow.cores
+    threads: job_threads("nsynth_explain_classes", gpu=True)
     resources:
         gpu=1,
+        **job_resources("nsynth_explain_classes"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -160,9 +166,10 @@ rule nsynth_evaluate:
                                          sort_keys=True, separators=(",", ":")),
         seed=config["seed"],
         device=config["device"],
-    threads: workflow.cores
+    threads: job_threads("nsynth_evaluate", gpu=True)
     resources:
         gpu=1,
+        **job_resources("nsynth_evaluate"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -194,6 +201,8 @@ rule nsynth_report:
     params:
         cfg=section("nsynth", "report"),
         seed=config["seed"],
+    resources:
+        **job_resources("nsynth_report"),
     conda:
         "../envs/genex.yaml"
     log:

@@ -19,6 +19,8 @@ rule piano_features:
     params:
         cfg=section("piano", "features"),
         seed=config["seed"],
+    resources:
+        **job_resources("piano_features"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -41,9 +43,10 @@ rule piano_train_inn:
         seed=config["seed"],
         device=config["device"],
         ckpt=f"{PIANO_CKPT}/inn",
-    threads: workflow.cores
+    threads: job_threads("piano_train_inn", gpu=True)
     resources:
         gpu=1,
+        **job_resources("piano_train_inn"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -65,9 +68,10 @@ rule piano_predict:
     params:
         seed=config["seed"],
         device=config["device"],
-    threads: workflow.cores
+    threads: job_threads("piano_predict", gpu=True)
     resources:
         gpu=1,
+        **job_resources("piano_predict"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -93,9 +97,10 @@ rule piano_train_smoother:
         seed=config["seed"],
         device=config["device"],
         ckpt=lambda wildcards: f"{PIANO_CKPT}/{wildcards.model}",
-    threads: workflow.cores
+    threads: job_threads("piano_train_smoother", gpu=True)
     resources:
         gpu=1,
+        **job_resources("piano_train_smoother"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -119,9 +124,10 @@ rule piano_train_cnn:
         seed=config["seed"],
         device=config["device"],
         ckpt=f"{PIANO_CKPT}/cnn",
-    threads: workflow.cores
+    threads: job_threads("piano_train_cnn", gpu=True)
     resources:
         gpu=1,
+        **job_resources("piano_train_cnn"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -145,9 +151,10 @@ rule piano_evaluate:
         cfg=section("piano", "evaluation"),
         seed=config["seed"],
         device=config["device"],
-    threads: workflow.cores
+    threads: job_threads("piano_evaluate", gpu=True)
     resources:
         gpu=1,
+        **job_resources("piano_evaluate"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -172,9 +179,10 @@ rule piano_inspect:
         cfg=section("piano", "explanation"),
         seed=config["seed"],
         device=config["device"],
-    threads: workflow.cores
+    threads: job_threads("piano_inspect", gpu=True)
     resources:
         gpu=1,
+        **job_resources("piano_inspect"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -201,6 +209,8 @@ rule piano_report:
     params:
         cfg=section("piano", "report"),
         seed=config["seed"],
+    resources:
+        **job_resources("piano_report"),
     conda:
         "../envs/genex.yaml"
     log:

@@ -15,6 +15,8 @@ rule radio_features:
     params:
         cfg=section("radio", "features"),
         seed=config["seed"],
+    resources:
+        **job_resources("radio_features"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -43,9 +45,10 @@ rule radio_train:
         checkpoints=lambda wildcards: f"results/radio/checkpoints/{wildcards.model}",
     wildcard_constraints:
         model="phi|phi_gt",
-    threads: workflow.cores
+    threads: job_threads("radio_train", gpu=True)
     resources:
         gpu=1,
+        **job_resources("radio_train"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -69,9 +72,10 @@ rule radio_evaluate:
     params:
         seed=config["seed"],
         device=config["device"],
-    threads: 1
+    threads: job_threads("radio_evaluate")
     resources:
         gpu=1,
+        **job_resources("radio_evaluate"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -95,9 +99,10 @@ rule radio_explain:
         cfg=section("radio", "explain"),
         seed=config["seed"],
         device=config["device"],
-    threads: workflow.cores
+    threads: job_threads("radio_explain", gpu=True)
     resources:
         gpu=1,
+        **job_resources("radio_explain"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -122,9 +127,10 @@ rule radio_sanity:
         cfg=section("radio", "explain"),
         seed=config["seed"],
         device=config["device"],
-    threads: 1
+    threads: job_threads("radio_sanity")
     resources:
         gpu=1,
+        **job_resources("radio_sanity"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -149,6 +155,8 @@ rule radio_metrics:
         phi=RADIO_MODEL.format(model="phi"),
         phi_gt=RADIO_MODEL.format(model="phi_gt"),
         code=genex_code("radio metrics"),
+    resources:
+        **job_resources("radio_metrics"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -179,6 +187,7 @@ rule radio_section:
         device=config["device"],
     resources:
         gpu=1,
+        **job_resources("radio_section"),
     conda:
         "../envs/genex.yaml"
     log:

@@ -11,6 +11,8 @@ rule summarize_dataset:
     params:
         cfg=section("report"),
         seed=config["seed"],
+    resources:
+        **job_resources("summarize_dataset"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -31,6 +33,8 @@ rule report:
         code=genex_code("report"),
     params:
         cfg=section("report"),
+    resources:
+        **job_resources("report"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -53,6 +57,8 @@ rule dataset_metrics:
         logs("dataset_metrics.log"),
     benchmark:
         benchmarks("dataset_metrics.tsv")
+    resources:
+        **job_resources("dataset_metrics"),
     conda:
         "../envs/genex.yaml"
     shell:

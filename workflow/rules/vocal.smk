@@ -15,6 +15,8 @@ rule vocal_features:
     params:
         cfg=section("vocal", "features"),
         seed=config["seed"],
+    resources:
+        **job_resources("vocal_features"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -36,9 +38,10 @@ rule vocal_train_detector:
         cfg=section("vocal", "detector"),
         seed=config["seed"],
         device=config["device"],
-    threads: workflow.cores
+    threads: job_threads("vocal_train_detector", gpu=True)
     resources:
         gpu=1,
+        **job_resources("vocal_train_detector"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -61,9 +64,10 @@ rule vocal_train_gan:
         cfg=section("vocal", "gan"),
         seed=config["seed"],
         device=config["device"],
-    threads: workflow.cores
+    threads: job_threads("vocal_train_gan", gpu=True)
     resources:
         gpu=1,
+        **job_resources("vocal_train_gan"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -87,9 +91,10 @@ rule vocal_evaluate_detector:
         cfg=section("vocal", "evaluate"),
         seed=config["seed"],
         device=config["device"],
-    threads: workflow.cores
+    threads: job_threads("vocal_evaluate_detector", gpu=True)
     resources:
         gpu=1,
+        **job_resources("vocal_evaluate_detector"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -114,9 +119,10 @@ rule vocal_activation_max:
         cfg=section("vocal", "am"),
         seed=config["seed"],
         device=config["device"],
-    threads: workflow.cores
+    threads: job_threads("vocal_activation_max", gpu=True)
     resources:
         gpu=1,
+        **job_resources("vocal_activation_max"),
     conda:
         "../envs/genex.yaml"
     log:
@@ -146,6 +152,8 @@ rule vocal_report:
     params:
         cfg=section("vocal", "report"),
         seed=config["seed"],
+    resources:
+        **job_resources("vocal_report"),
     conda:
         "../envs/genex.yaml"
     log:

@@ -196,15 +196,15 @@ def test_reader_error_names_the_missing_file(tiny, tmp_path):
 def test_split_is_radiounets_for_700_maps(tmp_path):
     folder = tmp_path / "png" / "buildings_complete"
     folder.mkdir(parents=True)
-    for m in range(700):
+    for m in range(1, 701):  # RadioMapSeer numbers its maps 1..700
         (folder / f"{m}.png").touch()
     parts = RadioMapSeer(tmp_path).split()
     assert [len(parts[k]) for k in ("train", "valid", "test")] == [501, 100, 99]
     order = np.arange(700)
-    np.random.RandomState(42).shuffle(order)     # RadioUNet: np.random.seed(42); shuffle
-    assert parts["train"] == order[:501].tolist() and parts["test"] == order[601:].tolist()
+    np.random.RandomState(42).shuffle(order)     # RadioUNet: np.random.seed(42); shuffle; map = index + 1
+    assert parts["train"] == (order[:501] + 1).tolist() and parts["test"] == (order[601:] + 1).tolist()
     small = RadioMapSeer(tmp_path).split(fractions=(0.716, 0.143, 0.141))
-    assert sorted(sum(small.values(), [])) == list(range(700))
+    assert sorted(sum(small.values(), [])) == list(range(1, 701))
 
 
 def test_reader_split_of_the_tiny_set(tiny):

@@ -91,7 +91,9 @@ def build_metrics(predictions: Path, evaluation: Path, inspection: Path, feature
                        "parameters": framewise.get("parameters", {})},
         "paper_table_1": {k: v for k, v in PAPER_TABLE_1.items() if v is not None},
         "concept": inspected["concept"],
-        "concept_instrument": meta["instruments"][inspected["concept_instrument"]],
+        "concept_instrument": None if inspected.get("concept_instrument") is None
+        else meta["instruments"][inspected["concept_instrument"]],
+        "concept_skipped": inspected.get("concept_skipped"),
         "excerpt": inspected["excerpt"] | inspected["excerpt_errors"],
         "data": {"instruments": meta["instruments"], "recordings": meta["recordings"],
                  "frames": meta["frames"], "valid_pieces": meta["valid_pieces"],
@@ -180,6 +182,8 @@ def _ranges(keys: list[int]) -> str:
 
 def concept_summary(metrics: dict) -> dict:
     """A short table of the concept quantiles for a few keys (all 88 are in metrics.json)."""
+    if metrics.get("concept_skipped"):
+        return {"type": "text", "text": f"Concept test: {metrics['concept_skipped']}."}
     keys = sorted(metrics["concept"], key=int)  # MIDI pitches; JSON sorts them as strings
     shown = keys[:: max(1, len(keys) // 8)]
     rows = [[k, *metrics["concept"][k].values()] for k in shown]

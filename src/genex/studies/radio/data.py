@@ -29,6 +29,8 @@ GAIN_FLOOR = 0.2         # noise floor (-127 dB) as a fraction of the grey scale
 MISSING_VERSIONS = 6     # versions per buildings_missing level in the real dataset
 # RadioUNet's split of 700 maps (np.random.seed(42) shuffle; indices 0-500, 501-600, 601-699).
 RADIOMAPSEER_FRACTIONS = (501 / 700, 100 / 700, 99 / 700)
+# RadioUNet's loader reads map maps_inds[i] + 1: the real maps are numbered 1..700
+RADIOMAPSEER_MAPS = tuple(range(1, 701))
 
 _TX_NAME = re.compile(r"^(\d+)_(\d+)\.png$")
 
@@ -166,10 +168,39 @@ class RadioMapSeer:
         n_train = n - n_val - n_test
         if n_train < 1:
             raise ValueError(f"{self.root}: {n} maps are too few for the split {fractions}")
+        self._check_numbering()
         order = np.random.RandomState(seed).permutation(n)
         maps = [self._maps[i] for i in order]
         return {"train": maps[:n_train], "valid": maps[n_train:n_train + n_val],
                 "test": maps[n_train + n_val:]}
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the folder is genex's own render (radio-sim), not a RadioMapSeer copy."""
+        marker = self.root / "genex.json"
+        if not marker.is_file():
+            return False
+        from genex.pipeline import read_json
+
+        return read_json(marker).get("dataset") == "radio-sim"
+
+    def _check_numbering(self) -> None:
+        """The split is RadioUNet's only for exactly the maps 1..700 (its loader reads
+        ``maps_inds[i] + 1``): 700 maps numbered otherwise would give other maps to each part
+        without a word, so they are refused; another count of real maps is split by the same
+        rule, with a warning that it is not RadioUNet's split."""
+        if self.embedded or tuple(self._maps) == RADIOMAPSEER_MAPS:
+            return
+        folder = self.root / "png" / "buildings_complete"
+        found = f"{len(self._maps)} maps numbered {self._maps[0]}..{self._maps[-1]}"
+        if len(self._maps) == len(RADIOMAPSEER_MAPS):
+            gaps = sorted(set(RADIOMAPSEER_MAPS) - set(self._maps))[:3]
+            raise ValueError(f"{folder}: {found} (missing {gaps}), but RadioUNet's split needs the "
+                             f"maps 1..700 as RadioMapSeer numbers them")
+        import warnings
+
+        warnings.warn(f"{folder}: {found}, not RadioMapSeer's 700 numbered 1..700: the split is "
+                      f"RadioUNet's rule but not its maps", stacklevel=3)
 
     def buildings_path(self, m: int, missing: int = 0, version: int = 1) -> Path:
         """The buildings PNG of map ``m``: complete (missing=0) or with ``missing`` buildings removed."""
@@ -191,7 +222,22 @@ class RadioMapSeer:
         if not (0 <= row < self.size and 0 <= col < self.size):
             raise ValueError(f"{path}: transmitter {tx} at [x, y] = [{x}, {y}] lies outside the "
                              f"{self.size}x{self.size} map")
+        self._check_tx_image(path, m, tx, row, col)
         return row, col
+
+    def _check_tx_image(self, json_path: Path, m: int, tx: int, row: int, col: int) -> None:
+        """The JSON's position must be a lit pixel of png/antennas/{m}_{tx}.png (the image is
+        what RadioUNet feeds its network; the JSON's [x, y] order is not documented)."""
+        image_path = self.root / "png" / "antennas" / f"{m}_{tx}.png"
+        lit = np.argwhere(read_png(image_path, self.size) > 0)
+        if not len(lit):
+            raise ValueError(f"{image_path}: no transmitter pixel (the image is all black)")
+        if ((lit[:, 0] == row) & (lit[:, 1] == col)).any():
+            return
+        at_row, at_col = (int(v) for v in np.round(lit.mean(axis=0)))
+        swapped = " ([x, y] read as [row, column]?)" if (at_row, at_col) == (col, row) else ""
+        raise ValueError(f"{json_path}: transmitter {tx} at row {row}, column {col}, but "
+                         f"{image_path} has it at row {at_row}, column {at_col}{swapped}")
 
     def load(self, m: int, tx: int, missing: int = 0, version: int = 1) -> dict[str, np.ndarray]:
         """One sample as float32 arrays: ``buildings`` (complete, 0/1), ``buildings_missing``
