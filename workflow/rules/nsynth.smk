@@ -47,6 +47,7 @@ rule nsynth_train_classifier:
         code=genex_code("nsynth train-classifier"),
     params:
         cfg=nsynth_classifier_params,
+        checkpoints="results/nsynth/checkpoints/{classifier}",
         seed=config["seed"],
         device=config["device"],
     threads: job_threads("nsynth_train_classifier", gpu=True)
@@ -62,7 +63,7 @@ rule nsynth_train_classifier:
     shell:
         "genex nsynth train-classifier --features {input.features:q} --params {params.cfg:q} "
         "--seed {params.seed} --threads {threads} --device {params.device} "
-        "--checkpoints results/nsynth/checkpoints/{wildcards.classifier} --out {output:q} > {log:q} 2>&1"
+        "--checkpoints {params.checkpoints:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule nsynth_train_inpainter:

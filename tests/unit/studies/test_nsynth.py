@@ -14,6 +14,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from helpers.trainers import CLF_PARAMS, toy_family_data
 from torch import nn
 
 from genex.xai import BlurInfiller, MeanInfiller, NoiseInfiller, ZeroInfiller
@@ -161,23 +162,11 @@ def test_keep_top_and_note_selection():
 
 
 # ---- training resumes after a kill ----------------------------------------------------------
-def _toy_data(n: int = 66):
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(n) % 11
-    x = torch.rand(n, *SHAPE, generator=g)
-    x[torch.arange(n), 0, 100 + 60 * y] += 5.0  # one family, one peak
-    return {"train": (x, y), "valid": (x[:22], y[:22])}
-
-
-CLF_PARAMS = dict(n_classes=11, width=4, hidden=16, dropout=0.0, epochs=3, batch_size=16,
-                  lr=0.01, weight_decay=0.0, gain_jitter=0.1)
-
-
 def test_classifier_training_resumes_after_a_kill(tmp_path, monkeypatch, caplog):
     from genex.pipeline import checkpoint as ckpt_mod
     from genex.studies.nsynth.train import train_classifier
 
-    data = _toy_data()
+    data = toy_family_data()
     torch.manual_seed(0)
     whole, state = train_classifier(data, CLF_PARAMS, 0, torch.device("cpu"), tmp_path / "a")
     assert state.epoch == 3 and len(state.history) == 3

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers.trainers import INN_PARAMS, synthetic_frames
 from helpers.workflow import run, snakemake_cmd
 
 from genex.studies.piano.features import FrameSet
@@ -53,35 +54,6 @@ def test_key_sequences_targets():
 
 
 # ----------------------------------------------------------------------------- training
-
-def synthetic_frames(n_rec: int = 4, frames: int = 40, seed: int = 0) -> FrameSet:
-    """Recordings whose spectrum lights the bin of each sounding key (learnable in steps)."""
-    rng = np.random.default_rng(seed)
-    xs, ys = [], []
-    for _ in range(n_rec):
-        y = np.zeros((frames, Y_DIM), np.float32)
-        x = 0.05 * rng.random((frames, 144)).astype(np.float32)
-        for _ in range(6):
-            key, start = rng.integers(30, 60), rng.integers(0, frames - 8)
-            y[start:start + 8, key] = 5 * 0.99 ** np.arange(8)
-            y[start:start + 8, N_KEYS + key] = 0.6
-            x[start:start + 8, key + 20] += 1.0
-        y[:, 2 * N_KEYS] = 1.0
-        xs.append(x)
-        ys.append(y)
-    return FrameSet(x=np.concatenate(xs), y=np.concatenate(ys),
-                    offsets=np.arange(n_rec + 1) * frames, names=np.array([f"r{i}" for i in range(n_rec)]),
-                    pieces=np.array([f"p{i}" for i in range(n_rec)]),
-                    splits=np.array(["train", "train", "valid", "test"][:n_rec]),
-                    instruments=np.zeros(n_rec, np.int64), pitches=-np.ones(n_rec, np.int64))
-
-
-INN_PARAMS = {"hidden": 16, "blocks": 2, "clamp": 2.0, "epochs": 3, "batch_size": 16,
-              "batches_per_epoch": 0, "ramp_epochs": 1.0, "n_projections": 32,
-              "lambda_backward": 100.0, "pad_noise": 0.03, "label_noise": 0.03, "lr": 1e-3,
-              "weight_decay": 2e-5, "lr_step": 12, "lr_gamma": 0.96, "grad_limit": 15.0,
-              "valid_frames": 64}
-
 
 class Killed(Exception):
     pass

@@ -20,9 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_nsynth import CLF_PARAMS, _toy_data
-from test_piano import INN_PARAMS, synthetic_frames
-from test_vocal import POOL, synthetic_split
+from helpers.trainers import CLF_PARAMS, INN_PARAMS, POOL, synthetic_frames, synthetic_split, toy_family_data
 
 from genex.pipeline import checkpoint
 from genex.pipeline.io import load_tensors
@@ -81,7 +79,7 @@ def train(loop: str, tmp: Path, radio_data: Path, nan: bool = False):
     ckpt, out = tmp / "ckpt", tmp / "model.pt"
     torch.manual_seed(0)
     if loop in ("classifier", "inpainter"):
-        data = _toy_data()
+        data = toy_family_data()
         if nan:
             data["train"][0][:] = float("nan")
         if loop == "classifier":
@@ -133,7 +131,7 @@ def test_the_cli_reports_a_nan_loss_in_one_line_and_writes_no_model(tmp_path):
     """Today's symptom: NaN features gave a NaN model and rc 0."""
     from genex.cli import main
 
-    data = _toy_data()
+    data = toy_family_data()
     x = torch.cat([data["train"][0], data["valid"][0], data["valid"][0]])
     x[:] = float("nan")
     y = torch.cat([data["train"][1], data["valid"][1], data["valid"][1]])
@@ -180,7 +178,7 @@ def _train_toy(folder: Path, inputs: dict, epochs: int = 3, die_after: int | Non
     kw = {"inputs": inputs} if inputs else {}  # (the unit tests of case 3 need no inputs)
     checkpoint.Checkpointer.save = save
     try:
-        return train_classifier(_toy_data(), CLF_PARAMS | {"epochs": epochs}, 0, CPU, folder, **kw)
+        return train_classifier(toy_family_data(), CLF_PARAMS | {"epochs": epochs}, 0, CPU, folder, **kw)
     finally:
         checkpoint.Checkpointer.save = real_save
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers.trainers import POOL, synthetic_split
 from helpers.workflow import run, snakemake_cmd
 
 VOCAL_RULES = {"vocal_features", "vocal_train_detector", "vocal_train_gan", "vocal_evaluate_detector",
                "vocal_activation_max", "vocal_report"}
-POOL = (4, 4)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -170,19 +170,6 @@ def test_evaluate_frames_median_filter_and_scores():
 
 
 # ---------------------------------------------------------------------------- training
-
-def synthetic_split(rng, songs=3, frames=60):
-    """Songs whose 'sung' frames are louder in the upper bands."""
-    from genex.studies.vocal.features import _pack
-
-    data = []
-    for s in range(songs):
-        lab = (np.arange(frames) // 15) % 2 == 1
-        mel = rng.normal(size=(frames, 80)).astype(np.float32)
-        mel[lab, 40:] += 2.0
-        data.append((f"s{s}", mel, lab))
-    return _pack(data, np.zeros(80), np.ones(80), 115)
-
 
 def test_detector_training_resumes_after_a_kill_as_if_never_stopped(tmp_path):
     from genex.studies.vocal.train import train_detector

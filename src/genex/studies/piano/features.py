@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genex.studies.piano.data import is_chord_set
 from genex.studies.piano.filterbank import N_BINS, audio_file_features
 from genex.studies.piano.labels import N_INSTRUMENTS, Y_DIM, labels_from_midi
 from genex.pipeline import load_arrays, progress, write_json
@@ -80,8 +81,10 @@ def instrument_numbers(frame: pd.DataFrame) -> dict[str, int]:
 
 
 def validation_pieces(frame: pd.DataFrame, count: int, seed: int) -> list[str]:
-    """``count`` training pieces held out for validation (all their renditions)."""
-    train = sorted(frame.loc[(frame["split"] == "train") & (frame["kind"] == "piece"), "piece"].unique())
+    """``count`` training pieces held out for validation (all their renditions); never a chord
+    set, whose keys must all sound in training."""
+    train = sorted(p for p in frame.loc[(frame["split"] == "train") & (frame["kind"] == "piece"), "piece"].unique()
+                   if not is_chord_set(p))
     if count >= len(train):
         raise ValueError(f"valid_pieces={count} leaves no training piece ({len(train)} in train)")
     rng = np.random.default_rng(seed)

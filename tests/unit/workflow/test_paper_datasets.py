@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, rule_blocks, run, snakemake_cmd, workflow_copy
+from helpers.workflow import REPO, rule_blocks, run, snakemake_cmd, workflow_copy
 from helpers import paper_format
 
 
@@ -108,7 +108,7 @@ def test_maestro_inspect_skips_the_concept_test_with_a_stated_reason(fake_maestr
     from genex.studies.piano.inspection import inspect
     from genex.studies.piano.report import build_metrics, section_blocks
     from genex.studies.piano.train import train_inn
-    from test_piano import INN_PARAMS
+    from helpers.trainers import INN_PARAMS
 
     features, preds, out = tmp_path / "features", tmp_path / "predictions", tmp_path / "inspection"
     for d in (features, preds, out):
@@ -125,7 +125,8 @@ def test_maestro_inspect_skips_the_concept_test_with_a_stated_reason(fake_maestr
     assert not (out / "fig6_concept_quantiles.png").exists()
     (tmp_path / "evaluation").mkdir()
     (tmp_path / "evaluation" / "framewise.json").write_text(json.dumps(
-        {"models": {}, "threshold": 0.5, "pieces": 2, "implementation": "x"}))
+        {"models": {}, "registers": {}, "threshold": 0.5, "pieces": 2, "chord_sets": 0,
+         "implementation": "x"}))
     metrics = build_metrics(preds, tmp_path / "evaluation", out, features)
     assert "no isolated notes" in metrics["concept_skipped"]
     blocks = section_blocks.__globals__["concept_summary"](metrics)
