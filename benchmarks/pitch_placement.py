@@ -70,7 +70,9 @@ MODEL_NAMES = {"torchcrepe_pitch": "CREPE tiny", "pesto_pitch": "PESTO"}
 def markdown(rows: list[dict]) -> str:
     """docs/explain.md's three tables (top-10 share, kept share, mass share) from the rows."""
     cells: dict[tuple, dict] = {}
-    for r in rows:
+    model_order = list(MODEL_NAMES)
+    for r in sorted(rows, key=lambda r: (model_order.index(r["model"]) if r["model"] in model_order
+                                         else len(model_order), r["program"])):
         cells.setdefault((r["model"], r["program"], r["midi"]), {})[r["column"]] = r
     names = {"saliency": "saliency", "ig": "IG", "zero": "RDE + zero", "noise": "RDE + noise",
              "fitted": "RDE + fitted"}
@@ -90,11 +92,23 @@ def markdown(rows: list[dict]) -> str:
     def kept(r: dict) -> str:
         return "–" if r["kept_share"] is None else f"{r['kept_share']:.2f} ({r['n_kept']})"
 
+    indist = [(key, r["in_distribution"]) for key, v in cells.items() for r in v.values()
+              if r.get("in_distribution")]
+    infillers = [row["infiller"] for row in indist[0][1]] if indist else []
+    indist_lines = ["In-distribution check at keep rate 0.5 (Fréchet distance of the model's outputs, "
+                    "clean vs obfuscated / agreement of the predicted pitch):", "",
+                    "| model | note | " + " | ".join(infillers) + " |", "|---|---|" + "---|" * len(infillers)]
+    for (model, program, midi), table_rows in indist:
+        by = {row["infiller"]: row for row in table_rows}
+        indist_lines.append(f"| {MODEL_NAMES.get(model, model)} | {NOTE_NAMES.get((program, midi), midi)} | "
+                            + " | ".join(f"{by[i]['frechet']:.4g} / {by[i]['agreement']:.2f}"
+                                         for i in infillers) + " |")
     return "\n\n".join([
         table(f"Share of the top-{TOP_K} rows on a harmonic:", present, lambda r: f"{r['share']:.1f}"),
         table("Share of the kept rows (keep probability >= 0.5) on a harmonic (rows kept):", rde, kept),
         table("Share of the score mass on harmonic rows:", present,
-              lambda r: "–" if r["mass_share"] is None else f"{r['mass_share']:.2f}")])
+              lambda r: "–" if r["mass_share"] is None else f"{r['mass_share']:.2f}")]
+        + ([] if not indist else ["\n".join(indist_lines)]))
 
 
 def main() -> None:
@@ -177,7 +191,9 @@ def main() -> None:
                 print(json.dumps(rows[-1]), flush=True)
     with atomic_file(args.out) as tmp:
         order = {c: i for i, c in enumerate(COLUMNS)}
-        rows = sorted(kept_rows + rows, key=lambda r: (r["model"], r["program"], order[r["column"]]))
+        models = args.models.split(",")
+        rows = sorted(kept_rows + rows, key=lambda r: (models.index(r["model"]) if r["model"] in models
+                                                       else len(models), r["program"], order[r["column"]]))
         Path(tmp).write_text(json.dumps({**settings, "fitted_infiller": infiller_report,
                                          "rows": rows}, indent=2) + "\n")
     print(f"wrote {args.out}")
