@@ -161,7 +161,7 @@ def main() -> None:
                            "validation": report["validation"],
                            "valid_mae_history": [{"step": h["step"], **h["valid_mae"]}
                                                  for h in report["history"]],
-                           "fit_seconds": report["seconds_this_call"],
+                           "fit_seconds_this_call": report["seconds_this_call"],
                            "seconds_incl_rendering": round(time.perf_counter() - start, 1)}
         print(json.dumps(infiller_report), flush=True)
     notes = render_notes(CLIP_SECONDS)
