@@ -1,10 +1,22 @@
-"""Where explanations of a pitch decision sit: the share of the top-10 STFT rows within one row
-of f0 or a harmonic, for CREPE (tiny) and PESTO on FluidSynth-rendered notes (piano A3, flute
-E4; 0.15 s each), with saliency, integrated gradients, and RDE concrete with the zero and noise
-infillers (60 steps, 2 draws, seed 0), beside chance (the share of all rows near a harmonic).
-The table of docs/explain.md ("Where the mask sits").
+"""Where explanations of a pitch decision sit: for CREPE (tiny) and PESTO on FluidSynth notes
+(piano A3, flute E4; 0.15 s each), with saliency, integrated gradients, and RDE concrete with
+the zero, noise and a fitted infiller (60 steps, 2 draws, seed 0), three views of each
+explanation over the 513 STFT rows, beside chance (the share of all rows near a harmonic):
+the share of the top-10 rows within one row of f0 or a harmonic, the share of the rows RDE
+keeps (keep probability >= 0.5), and the share of the score mass on harmonic rows
+(`genex.audio.harmonics.harmonic_placement`). The table of docs/explain.md ("Where the mask sits").
 
-Usage: python benchmarks/pitch_placement.py [--out benchmarks/results/pitch_placement.json]
+The fitted infiller (`--infiller-dir`): when the folder holds no `infiller.pt`, FluidSynth
+renders 71 training notes (tests/helpers/pitch_notes.py: 8 GM programs x 9 pitches, 0.5 s,
+without the two explained notes) and `genex.audio.infiller.fit_infiller` trains the inpainting
+GAN on them in the representation the explanations use (STFT, n_fft 1024, hop 160, 16 kHz),
+on 16-frame crops (the explained clips' length); its validation error against the noise, mean
+and zero infillers is copied into the output, and the fitted column's rows carry the
+in-distribution table of each explanation (Fréchet distance of the model's outputs, clean vs
+obfuscated, and agreement of the predicted pitch, for noise, zero, mean, blur and fitted).
+
+Usage: python benchmarks/pitch_placement.py [--infiller-dir DIR] [--fit-steps 300]
+           [--out benchmarks/results/pitch_placement.json]
 """
 
 from __future__ import annotations
@@ -19,42 +31,171 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from helpers.pitch_notes import SR, midi_hz, render_notes  # noqa: E402
+from helpers.pitch_notes import SR, midi_hz, render_notes, render_training_notes  # noqa: E402
 
 from genex.audio import explain  # noqa: E402
 from genex.audio.harmonics import harmonic_placement  # noqa: E402
-from genex.pipeline.io import atomic_file  # noqa: E402
+from genex.pipeline.io import atomic_dir, atomic_file  # noqa: E402
 
-METHODS = (("saliency", "zero"), ("ig", "zero"), ("rde-concrete", "zero"), ("rde-concrete", "noise"))
+# column -> (method, infiller); the fitted column's infiller is --infiller-dir
+COLUMNS = {"saliency": ("saliency", "zero"), "ig": ("ig", "zero"), "zero": ("rde-concrete", "zero"),
+           "noise": ("rde-concrete", "noise"), "fitted": ("rde-concrete", None)}
+CLIP_SECONDS = 0.15
+CROP_FRAMES = 16  # frames of a 0.15 s clip at hop 160
+TOP_K = 10
+KEPT_AT = 0.5
+
+
+def fitted_infiller(folder: Path, steps: int, seed: int) -> dict:
+    """Fit the note infiller into ``folder`` unless it is there; return its infiller.json."""
+    from genex.audio.infiller import fit_infiller
+    from genex.audio.representations import make_representation
+
+    if not (folder / "infiller.pt").is_file():
+        audio = folder.parent / f"{folder.name}_notes"
+        if not audio.is_dir():
+            with atomic_dir(audio) as tmp:
+                render_training_notes(tmp)
+        files = sorted(audio.glob("*.wav"))
+        representation = make_representation("waveform", SR, n_fft=1024, hop=160)
+        fit_infiller(files, representation, folder, steps=steps, batch_size=16,
+                     crop_frames=CROP_FRAMES, seed=seed, checkpoint_every=100)
+    return json.loads((folder / "infiller.json").read_text())
+
+
+NOTE_NAMES = {(0, 57): "piano A3", (73, 64): "flute E4"}
+MODEL_NAMES = {"torchcrepe_pitch": "CREPE tiny", "pesto_pitch": "PESTO"}
+
+
+def markdown(rows: list[dict]) -> str:
+    """docs/explain.md's three tables (top-10 share, kept share, mass share) from the rows."""
+    cells: dict[tuple, dict] = {}
+    model_order = list(MODEL_NAMES)
+    for r in sorted(rows, key=lambda r: (model_order.index(r["model"]) if r["model"] in model_order
+                                         else len(model_order), r["program"])):
+        cells.setdefault((r["model"], r["program"], r["midi"]), {})[r["column"]] = r
+    names = {"saliency": "saliency", "ig": "IG", "zero": "RDE + zero", "noise": "RDE + noise",
+             "fitted": "RDE + fitted"}
+    present = [c for c in COLUMNS if any(c in v for v in cells.values())]
+    rde = [c for c in present if COLUMNS[c][0].startswith("rde")]
+
+    def table(title: str, columns: list[str], cell) -> str:
+        lines = [title, "", "| model | note | chance | " + " | ".join(names[c] for c in columns) + " |",
+                 "|---|---|---|" + "---|" * len(columns)]
+        for (model, program, midi), by_column in cells.items():
+            chance = next(iter(by_column.values()))["chance"]
+            lines.append(f"| {MODEL_NAMES.get(model, model)} | {NOTE_NAMES.get((program, midi), midi)} | "
+                         f"{chance:.2f} | " + " | ".join(cell(by_column[c]) if c in by_column else "–"
+                                                         for c in columns) + " |")
+        return "\n".join(lines)
+
+    def kept(r: dict) -> str:
+        return "–" if r["kept_share"] is None else f"{r['kept_share']:.2f} ({r['n_kept']})"
+
+    indist = [(key, r["in_distribution"]) for key, v in cells.items() for r in v.values()
+              if r.get("in_distribution")]
+    infillers = [row["infiller"] for row in indist[0][1]] if indist else []
+    indist_lines = ["In-distribution check at keep rate 0.5 (Fréchet distance of the model's outputs, "
+                    "clean vs obfuscated / agreement of the predicted pitch):", "",
+                    "| model | note | " + " | ".join(infillers) + " |", "|---|---|" + "---|" * len(infillers)]
+    for (model, program, midi), table_rows in indist:
+        by = {row["infiller"]: row for row in table_rows}
+        indist_lines.append(f"| {MODEL_NAMES.get(model, model)} | {NOTE_NAMES.get((program, midi), midi)} | "
+                            + " | ".join(f"{by[i]['frechet']:.4g} / {by[i]['agreement']:.2f}"
+                                         for i in infillers) + " |")
+    return "\n\n".join([
+        table(f"Share of the top-{TOP_K} rows on a harmonic:", present, lambda r: f"{r['share']:.1f}"),
+        table("Share of the kept rows (keep probability >= 0.5) on a harmonic (rows kept):", rde, kept),
+        table("Share of the score mass on harmonic rows:", present,
+              lambda r: "–" if r["mass_share"] is None else f"{r['mass_share']:.2f}")]
+        + ([] if not indist else ["\n".join(indist_lines)]))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--models", default="torchcrepe_pitch,pesto_pitch")
-    ap.add_argument("--steps", type=int, default=60, help="RDE steps")
+    ap.add_argument("--steps", type=int, default=60, help="RDE steps (default 60)")
+    ap.add_argument("--infiller-dir", type=Path, default=None,
+                    help="a fitted infiller folder for the RDE + fitted column (fitted here on "
+                         "rendered notes when it holds no infiller.pt); none: no such column")
+    ap.add_argument("--fit-steps", type=int, default=300, help="GAN steps when fitting (default 300)")
+    ap.add_argument("--columns", default=",".join(COLUMNS),
+                    help=f"which columns to compute (default: all of {', '.join(COLUMNS)}; "
+                         f"fitted needs --infiller-dir)")
+    ap.add_argument("--update", action="store_true",
+                    help="keep the rows of --out's other columns (same settings) and replace "
+                         "only the columns computed now")
+    ap.add_argument("--markdown", nargs="+", type=Path, metavar="JSON",
+                    help="print docs/explain.md's tables from these outputs (their rows together; "
+                         "e.g. the fitted column run on its own) and stop")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/pitch_placement.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    notes = render_notes(0.15)
+    if args.markdown:
+        print(markdown([r for f in args.markdown for r in json.loads(f.read_text())["rows"]]))
+        return
+    columns = [c for c in args.columns.split(",") if c]
+    unknown = sorted(set(columns) - set(COLUMNS))
+    if unknown:
+        ap.error(f"unknown column(s) {', '.join(unknown)}; choose from {', '.join(COLUMNS)}")
+    if "fitted" in columns and args.infiller_dir is None:
+        columns.remove("fitted")  # no folder, no fitted column
+    settings = {"top_k": TOP_K, "width_bins": 1, "kept_at": KEPT_AT, "clip_seconds": CLIP_SECONDS,
+                "rde_steps": args.steps, "n_samples": 2}
+    kept_rows, infiller_report = [], None
+    if args.update and args.out.is_file():
+        previous = json.loads(args.out.read_text())
+        if {k: previous.get(k) for k in settings} != settings:
+            sys.exit(f"{args.out}: other settings than this run's {settings}; rerun every column")
+        kept_rows = [r for r in previous["rows"] if r.get("column") not in columns]
+        infiller_report = previous.get("fitted_infiller")
+    if "fitted" in columns:
+        start = time.perf_counter()
+        report = fitted_infiller(args.infiller_dir, args.fit_steps, seed=0)
+        infiller_report = {"folder": str(args.infiller_dir), "steps": report["settings"]["steps"],
+                           "training_files": sum(a["use"] == "training" for a in report["audio"]),
+                           "validation_files": sum(a["use"] == "validation" for a in report["audio"]),
+                           "validation": report["validation"],
+                           "valid_mae_history": [{"step": h["step"], **h["valid_mae"]}
+                                                 for h in report["history"]],
+                           "fit_seconds_this_call": report["seconds_this_call"],
+                           "seconds_incl_rendering": round(time.perf_counter() - start, 1)}
+        print(json.dumps(infiller_report), flush=True)
+    notes = render_notes(CLIP_SECONDS)
     rows = []
     for name in args.models.split(","):
         for (program, midi), wave in notes.items():
-            for method, infiller in METHODS:
+            for column in columns:
+                method, infiller = COLUMNS[column]
+                infiller = infiller or str(args.infiller_dir)
                 start = time.perf_counter()
                 e = explain(f"genex.audio.zoo:{name}", wave, SR, components="bands:513", method=method,
-                            infiller=infiller, n_samples=2, steps=args.steps, seed=0, in_distribution=False)
-                placed = harmonic_placement(e.scores, e.representation.frequencies, midi_hz(midi), top_k=10)
-                rows.append({"model": name, "program": program, "midi": midi, "target": e.target["label"],
-                             "method": method, "infiller": infiller if method.startswith("rde") else None,
-                             "share": placed["share"], "chance": round(placed["chance"], 3),
+                            infiller=infiller, n_samples=2, steps=args.steps, seed=0,
+                            # the fitted column also reports the in-distribution table
+                            in_distribution=column == "fitted")
+                rde = method.startswith("rde")
+                placed = harmonic_placement(e.scores, e.representation.frequencies, midi_hz(midi),
+                                            top_k=TOP_K, kept_at=KEPT_AT if rde else None)
+                rows.append({"column": column, "model": name, "program": program, "midi": midi, "target": e.target["label"],
+                             "method": method, "infiller": (column if rde else None),
+                             "share": placed["share"], "kept_share": placed.get("kept_share"),
+                             "n_kept": placed.get("n_kept"), "mass_share": placed["mass_share"],
+                             "chance": round(placed["chance"], 3),
                              "harmonic_of_top": placed["harmonic_of_top"],
                              "seconds": round(time.perf_counter() - start, 1)})
+                if e.in_distribution is not None:
+                    rows[-1]["in_distribution"] = e.in_distribution
                 print(json.dumps(rows[-1]), flush=True)
     with atomic_file(args.out) as tmp:
-        Path(tmp).write_text(json.dumps({"top_k": 10, "width_bins": 1, "clip_seconds": 0.15,
-                                         "rde_steps": args.steps, "n_samples": 2, "rows": rows},
-                                        indent=2) + "\n")
+        order = {c: i for i, c in enumerate(COLUMNS)}
+        models = args.models.split(",")
+        rows = sorted(kept_rows + rows, key=lambda r: (models.index(r["model"]) if r["model"] in models
+                                                       else len(models), r["program"], order[r["column"]]))
+        Path(tmp).write_text(json.dumps({**settings, "fitted_infiller": infiller_report,
+                                         "rows": rows}, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

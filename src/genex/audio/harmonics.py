@@ -4,8 +4,9 @@
 * :func:`harmonic_components` — a :class:`genex.xai.ComponentMap` over ``[F, Tf]`` with one
   component per harmonic (the rows near ``k·f0`` in every frame) and one for the rest;
 * :func:`harmonic_placement` — how much of an explanation over frequency rows sits on the
-  harmonics: the share of the top-``k`` rows within ``width_bins`` of a harmonic, beside the
-  share expected of ``k`` rows drawn at random (the check of issue 14 on pitch models).
+  harmonics: the share of the top-``k`` rows within ``width_bins`` of a harmonic, the share of
+  the rows a mask keeps, and the share of the score mass, each beside what random rows would
+  give (the check of issue 14 on pitch models).
 """
 
 from __future__ import annotations
@@ -101,8 +102,22 @@ def harmonic_components(frequencies: Sequence[float], shape: Sequence[int], f0_h
 
 
 def harmonic_placement(row_scores, frequencies: Sequence[float], f0_hz: float, top_k: int = 10,
-                       width_bins: int = 1, max_harmonic: int | None = None) -> dict:
+                       width_bins: int = 1, max_harmonic: int | None = None,
+                       kept_at: float | None = None) -> dict:
     """How much of an explanation over frequency rows sits on ``f0_hz`` and its harmonics.
+
+    Three views of one explanation, each beside what random rows would give:
+
+    * ``share``: the fraction of the ``top_k`` highest-scoring rows within ``width_bins`` of a
+      harmonic. Harsh where a mask keeps fewer than ``top_k`` rows (the rest are dropped rows);
+    * ``kept_share``: the fraction of the *kept* rows (score ``>= kept_at``, e.g. an RDE keep
+      probability ``>= 0.5``) on a harmonic, with ``n_kept``; only when ``kept_at`` is given,
+      and None when nothing is kept;
+    * ``mass_share``: the score mass on harmonic rows over the total, ``sum(|s| on harmonics) /
+      sum(|s|)`` (magnitudes, so a signed attribution's evidence against counts as weight too).
+
+    ``chance`` is the fraction of all rows near a harmonic: the expected ``share`` and
+    ``kept_share`` of rows drawn at random, and the ``mass_share`` of equal scores.
 
     Args:
         row_scores: one score per frequency row ``[F]`` (e.g. the keep probabilities of
@@ -110,20 +125,32 @@ def harmonic_placement(row_scores, frequencies: Sequence[float], f0_hz: float, t
         frequencies: centre frequency of each row in Hz.
         top_k: how many of the highest-scoring rows are checked.
         max_harmonic: the highest harmonic counted (all below the top row when None).
+        kept_at: the score from which a row counts as kept (None: no kept-set view).
 
     Returns:
-        ``{"share": fraction of the top_k rows within width_bins of a harmonic,
-        "chance": the fraction of all rows that are, i.e. the expected share of random rows,
-        "top_rows": the top_k rows, "harmonic_of_top": their harmonic numbers (0 = none)}``.
+        ``{"share", "chance", "mass_share", "top_rows": the top_k rows, "harmonic_of_top":
+        their harmonic numbers (0 = none)}``, plus ``"kept_share"`` and ``"n_kept"`` with
+        ``kept_at``.
     """
     scores = np.asarray(row_scores, dtype=np.float64).reshape(-1)
     freqs = np.asarray(frequencies, dtype=np.float64).reshape(-1)
     if scores.size != freqs.size:
         raise ValueError(f"harmonic_placement: {scores.size} scores for {freqs.size} rows")
+    if not np.isfinite(scores).all():
+        raise ValueError("harmonic_placement: the scores hold NaN/inf")
     top = freqs[-1] + (freqs[-1] - freqs[-2] if freqs.size > 1 else 0.0) / 2
     n = max_harmonic or max(1, int(top // f0_hz))
     owner = harmonic_rows(freqs, f0_hz, n, width_bins)
+    on_harmonic = owner > 0
     # stable order: ties keep the lower row first, so the result is deterministic
     order = np.argsort(-scores, kind="stable")[:top_k]
-    return {"share": float((owner[order] > 0).mean()), "chance": float((owner > 0).mean()),
-            "top_rows": order.tolist(), "harmonic_of_top": owner[order].tolist()}
+    weight = np.abs(scores)
+    total = weight.sum()
+    out = {"share": float(on_harmonic[order].mean()), "chance": float(on_harmonic.mean()),
+           "mass_share": float(weight[on_harmonic].sum() / total) if total > 0 else None,
+           "top_rows": order.tolist(), "harmonic_of_top": owner[order].tolist()}
+    if kept_at is not None:
+        kept = scores >= kept_at
+        out["n_kept"] = int(kept.sum())
+        out["kept_share"] = float(on_harmonic[kept].mean()) if kept.any() else None
+    return out

@@ -149,6 +149,28 @@ def test_harmonic_placement_counts_top_rows_on_harmonics():
     assert off["share"] == pytest.approx(3 / 5)
 
 
+def test_harmonic_placement_kept_set_and_mass_share():
+    # f0 250 Hz = row 16 of the 15.625 Hz grid: rows 15-17, 31-33, ... sit on harmonics
+    scores = np.zeros(513)
+    scores[[16, 32, 48]] = 0.9                                        # kept, on harmonics 1-3
+    scores[100] = 0.6                                                 # kept, off every harmonic
+    scores[200] = -0.5                                                # a signed score off them
+    scores[64] = 0.4                                                  # below kept_at, on harmonic 4
+    placed = harmonic_placement(scores, FREQS, 250.0, top_k=10, kept_at=0.5)
+    assert placed["n_kept"] == 4 and placed["kept_share"] == pytest.approx(3 / 4)
+    # |scores|: 3 * 0.9 + 0.4 on harmonics of 2.7 + 0.6 + 0.5 + 0.4 in all
+    assert placed["mass_share"] == pytest.approx(3.1 / 4.2)
+    # the top 10 include five zero rows (the lowest, 0-4: off) beside the five non-zero ones
+    assert placed["share"] == pytest.approx(4 / 10)
+    # equal scores put the mass where chance says; nothing kept gives no kept share
+    flat = harmonic_placement(np.ones(513), FREQS, 250.0, kept_at=2.0)
+    assert flat["mass_share"] == pytest.approx(flat["chance"])
+    assert flat["n_kept"] == 0 and flat["kept_share"] is None
+    assert "kept_share" not in harmonic_placement(scores, FREQS, 250.0)
+    with pytest.raises(ValueError, match="NaN"):
+        harmonic_placement(np.full(513, np.nan), FREQS, 250.0)
+
+
 def test_estimate_f0_on_rendered_notes(notes):
     for (program, midi), wave in notes.items():
         f0 = estimate_f0(wave, SR)
