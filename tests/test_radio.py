@@ -14,7 +14,10 @@ from torch import nn
 from genex.studies.radio.explain import planted_rank, pursue
 from genex.studies.radio.infill import PhiGtSampler, make_infiller
 from genex.studies.radio.query import (
+    MIN_STREET_SHARE,
+    box_weights,
     distortion_curve,
+    query_box,
     nearest_order,
     radio_components,
     random_orders,
@@ -146,6 +149,33 @@ def test_orders_nearest_and_random():
 
 
 # --- the planted scene ------------------------------------------------------------------------
+
+class _DarkFootprint(nn.Module):
+    """A fixed 'model' that darkens the street next to each building, fading with distance:
+    the darkest boxes by their street pixels alone are mostly building (a footprint)."""
+
+    def forward(self, x):
+        from scipy.ndimage import distance_transform_edt
+
+        dist = np.stack([distance_transform_edt(b == 0) for b in x[:, 0].numpy()])
+        return 1.0 - 0.9 * x[:, :1] - 0.5 * torch.from_numpy(np.exp(1.0 - dist)).float()[:, None].clamp(max=1)
+
+
+def test_darken_box_is_mostly_street_and_weights_only_street_pixels():
+    x = _scene_input()
+    comps = radio_components(x)
+    xt = torch.from_numpy(x)[None]
+    for size in (3, 4):
+        box = query_box(_DarkFootprint(), xt, comps, "darken", size)
+        r0, c0, r1, c1 = box
+        assert comps.street[r0:r1, c0:c1].mean() >= MIN_STREET_SHARE, box
+        weights = box_weights(box, (16, 16), street=comps.street)[0].numpy()
+        assert np.isclose(weights.sum(), 1.0)
+        assert (weights[~comps.street] == 0).all()            # buildings carry no weight
+        assert (weights[r0:r1, c0:c1][comps.street[r0:r1, c0:c1]] > 0).all()
+    with pytest.raises(ValueError, match="no street pixel"):
+        box_weights((2, 2, 4, 4), (16, 16), street=comps.street)
+
 
 def test_planted_building_stands_on_the_line_of_sight():
     from genex.studies.radio.render import CityPropagator

@@ -32,7 +32,7 @@ def pursue(phi: nn.Module, infiller, comps, x: torch.Tensor, box: tuple, k: int,
     """Matching pursuit's order (up to ``k`` components) for one input and region."""
     mp = MatchingPursuit(phi, infiller, comps.cmap, k=k, batch_candidates=batch_candidates,
                          n_samples=n_samples, seed=seed)
-    order = mp.pursue(x, box_weights(box, tuple(x.shape[-2:]), x.device)).order[0]
+    order = mp.pursue(x, box_weights(box, tuple(x.shape[-2:]), x.device, comps.street)).order[0]
     return [int(c) for c in order if c >= 0]
 
 
@@ -45,7 +45,7 @@ def _rde_order(cls, phi, infiller, comps, x, box, k, params, n_samples, seed) ->
     kw = dict(lam=float(params["lam"]), lr=float(params["lr"]), steps=int(params["steps"]),
               n_samples=n_samples, seed=seed, log_every=0)
     explainer = cls(phi, infiller, comps.cmap, **kw)
-    scores = explainer.attribute(x, box_weights(box, tuple(x.shape[-2:]), x.device))
+    scores = explainer.attribute(x, box_weights(box, tuple(x.shape[-2:]), x.device, comps.street))
     return ranking_order(scores[0], k)
 
 
