@@ -199,6 +199,9 @@ def test_matching_pursuit_picks_the_planted_building_first():
     params = {"k": 3, "sample_fractions": [0.0], "mc_samples": 1, "batch_candidates": 64}
     result = planted_rank(model, model, scene, params, seed=0)
     assert result["ranks"]["zero"] == 1, result
+    # without measurements, and on Φ_gt: the buildings alone explain the shadow
+    assert result["ranks_by_model"]["phi_no_measurements"] == {"zero": 1}, result
+    assert result["ranks_by_model"]["phi_gt"] == {"zero": 1}, result
 
 
 def test_batched_candidates_choose_as_one_at_a_time_and_beat_random():
@@ -295,3 +298,55 @@ def test_explanation_parameters_rerun_only_explanation_rules(tiny_run, copy_of):
     jobs = set(planned_jobs(workdir))
     assert {"radio_explain", "radio_sanity", "radio_metrics", "radio_section"} <= jobs, jobs
     assert not {"radio_features", "radio_train", "radio_evaluate"} & jobs, jobs
+
+
+# --- building sensitivity ---------------------------------------------------------------------
+
+class TxSimulatorModel(nn.Module):
+    """Φ or Φ_gt stand-in: radio-sim's physics on the buildings channel, the TX read from its
+    channel (upsampled by ``scale``, block-averaged back): it learned shadows perfectly."""
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = []
+        for sample in x.detach().cpu().numpy():
+            r, c = np.unravel_index(int(sample[1].argmax()), sample[1].shape)
+            out.append(SimulatorModel(self.scale, (int(r), int(c)))(torch.from_numpy(sample[None]))[0])
+        return torch.stack(out).to(x.dtype)
+
+
+class Flat(nn.Module):
+    """A model that learned no shadow at all: the same map whatever the buildings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.level = nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, x):
+        return self.level.expand(x.shape[0], 1, *x.shape[2:]).clone()
+
+
+def test_building_sensitivity_tells_a_shadow_model_from_a_flat_one(features):
+    from genex.studies.radio.features import load_meta, load_split
+    from genex.studies.radio.sensitivity import building_sensitivity
+
+    meta, test = load_meta(features), load_split(features, "test")
+    params = {"maps": 2, "threshold": 0.1, "min_pixels": 2, "roi": 3, "k": 3, "batch_candidates": 64}
+    physics = TxSimulatorModel(int(meta["metres_per_pixel"]))
+    good = building_sensitivity(features.parent / "data", "DPM", test["ids"], meta["resolution"],
+                                physics, physics, params, seed=0)
+    flat = building_sensitivity(features.parent / "data", "DPM", test["ids"], meta["resolution"],
+                                Flat(), Flat(), params, seed=0)
+    s = good["summary"]
+    assert s["buildings"] >= 1 and s["buildings"] == flat["summary"]["buildings"]
+    for rec in good["buildings"]:
+        assert rec["simulator"] >= 0.1 and rec["pixels"] >= 2
+    for model in ("phi_gt", "phi_no_measurements"):
+        assert 0.5 < s[model]["ratio_median"] < 2.0, s[model]
+        assert s[model]["mp_in_top_k"] >= 0.5, s[model]
+        assert flat["summary"][model]["ratio_median"] == 0.0
+        assert flat["summary"][model]["change_mean"] == 0.0

@@ -35,7 +35,8 @@ def _round(obj, digits: int = 6):
 
 
 def collect_metrics(features: Path, evaluation: Path, explain: Path, sanity: Path,
-                    phi: Path, phi_gt: Path) -> dict:
+                    phi: Path, phi_gt: Path, sensitivity: Path | None = None,
+                    locality: Path | None = None) -> dict:
     """Every number the report quotes (no timings, dates or paths: byte-stable)."""
     from genex.studies.radio.features import load_meta
     from genex.studies.radio.train import load_summary
@@ -61,9 +62,21 @@ def collect_metrics(features: Path, evaluation: Path, explain: Path, sanity: Pat
         "mp": ex["summary"],
         "sanity": {"planted_building_rank": sa["ranks"].get("zero", next(iter(sa["ranks"].values()))),
                    "ranks_by_infill": sa["ranks"], "orders": sa["orders"],
-                   "components": sa["components"]},
+                   "components": sa["components"],
+                   "ranks_by_model": sa.get("ranks_by_model", {"phi": sa["ranks"]})},
         "paper": PAPER,
     }
+    if sensitivity is not None:
+        se = read_json(sensitivity)
+        metrics["building_sensitivity"] = {
+            **se["summary"], "threshold": se["params"]["threshold"], "min_pixels": se["params"]["min_pixels"],
+            "k": se["params"]["k"],
+            "per_building": [{key: r.get(key) for key in ("map", "tx", "building", "pixels", "simulator",
+                                                          "phi_gt", "phi_no_measurements", "simulator_rank",
+                                                          "mp_rank")} for r in se["buildings"]]}
+    if locality is not None:
+        lo = read_json(locality)["summary"]
+        metrics["simulator"] = {"locality_benchmark": lo}
     return _round(metrics)
 
 
@@ -174,6 +187,58 @@ def _f(v, digits: int = 4) -> str | None:
     return None if v is None else f"{v:.{digits}g}"
 
 
+_MODEL_NAMES = {"phi": "Φ", "phi_no_measurements": "Φ, no measurements", "phi_gt": "Φ_gt"}
+
+
+def _physics_blocks(m: dict) -> list[dict]:
+    """The simulator's locality and the building-sensitivity metric (when measured)."""
+    blocks = []
+    lo = m.get("simulator", {}).get("locality_benchmark")
+    if lo:
+        lv, cv = lo["legacy_vs_reference"], lo["capped_vs_reference"]
+        blocks.append({"type": "table",
+                       "caption": (f"radio-sim's locality on {lo['maps']} maps x {lo['transmitters_per_map']} TX "
+                                   "(benchmarks/bench_radio_locality.py): error against every corner relaying "
+                                   "(the current simulator), and the largest change near the TX (<= 40 m) when a "
+                                   "building >= 130 m away is removed"),
+                       "columns": ["simulator", "mean |error|", "p99 |error|", "share > 0.05",
+                                   "far removals changing the TX's street", "s per TX"],
+                       "rows": [["old: city-wide budget 24 + 16, ranked by shadow lit", _f(lv["mean_abs"]),
+                                 _f(lv["p99_abs"]), _f(lv["share_over_0.05"]),
+                                 f"{lo['locality_maps_changed']['legacy']} of {lo['maps']} maps "
+                                 f"(max {_f(lo['locality_max_change_near_tx']['legacy'], 3)})",
+                                 _f(lo["seconds_per_tx"]["legacy"], 3)],
+                                ["capped 24 + 16, nearest first (option)", _f(cv["mean_abs"]), _f(cv["p99_abs"]),
+                                 _f(cv["share_over_0.05"]), None, _f(lo["seconds_per_tx"]["capped"], 3)],
+                                ["current: every corner relays (used)", "0", "0", "0",
+                                 f"{lo['locality_maps_changed']['reference']} of {lo['maps']} maps "
+                                 f"(max {_f(lo['locality_max_change_near_tx']['reference'], 3)})",
+                                 _f(lo["seconds_per_tx"]["reference"], 3)]]})
+    se = m.get("building_sensitivity")
+    if se and se.get("buildings"):
+        rows = []
+        for model in ("phi_gt", "phi_no_measurements"):
+            e = se[model]
+            rows.append([_MODEL_NAMES[model], _f(e["change_mean"], 3), _f(e["ratio_median"], 3),
+                         _f(e["spearman"], 3) if e["spearman"] is not None else None,
+                         _f(e["mp_rank_median"], 3), _f(e["mp_first"], 3), _f(e["mp_in_top_k"], 3)])
+        rows.append(["simulator", _f(se["simulator_change_mean"], 3), "1", "1", None,
+                     _f(se["simulator_first"], 3), None])
+        blocks.append({"type": "table",
+                       "caption": (f"Building sensitivity on {se['samples']} test maps: {se['buildings']} buildings "
+                                   f"that alone shadow a street region (removing one brightens >= "
+                                   f"{se['min_pixels']} street pixels by >= {se['threshold']:g}); each model's mean "
+                                   "change there when the building is dropped from its input, the median ratio to "
+                                   "the simulator's change, the Spearman correlation with it, and zero-infill "
+                                   f"matching pursuit's rank of the building on the box it shadows most (k = "
+                                   f"{se['k']}; simulator: the building's rank by the change its removal makes in "
+                                   "the box). Paper: none quoted."),
+                       "columns": ["model", "mean change", "ratio to simulator (median)", "Spearman",
+                                   "MP rank (median)", "ranked first", f"in top {se['k']}"],
+                       "rows": rows})
+    return blocks
+
+
 def _reading(m: dict) -> str:
     """A short reading of what Φ relies on, from the metrics."""
     mp = m["mp"]
@@ -257,8 +322,10 @@ def write_section(out: Path, metrics_path: Path, features: Path, explain: Path, 
                    _f(e["nearest_at_k"][-1]), "yes" if e["below_random_at_every_k"] else "no"]
                   for name, e in m["mp"].items()]},
         {"type": "table", "caption": "Sanity: rank of the planted building (darken query; paper: 1)",
-         "columns": ["infill", "paper", "ours"],
-         "rows": [[name, 1, r] for name, r in m["sanity"]["ranks_by_infill"].items()]},
+         "columns": ["model", "infill", "paper", "ours"],
+         "rows": [[_MODEL_NAMES.get(model, model), name, 1, r]
+                  for model, ranks in m["sanity"]["ranks_by_model"].items() for name, r in ranks.items()]},
+        *_physics_blocks(m),
         {"type": "text", "text": _reading(m)},
         {"type": "metrics", "path": "metrics.json", "caption": "results/radio/metrics.json"},
     ]
