@@ -39,7 +39,7 @@ from genex.studies.radio.features import (
 from genex.studies.radio.explain import pursue
 from genex.studies.radio.models import BuildingsOnly
 from genex.studies.radio.query import best_box, radio_components
-from genex.studies.radio.render import CityPropagator
+from genex.studies.radio.render import CityPropagator, Propagation
 from genex.pipeline import progress
 from genex.xai.infill import ZeroInfiller
 
@@ -52,9 +52,18 @@ def _device(net: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _simulated(city: np.ndarray, tx: tuple[int, int], factor: int) -> np.ndarray:
+def dataset_propagation(root: Path) -> Propagation:
+    """The physics a radio-sim folder was rendered with (its genex.json), else the defaults."""
+    from genex.pipeline import read_json
+
+    info = Path(root) / "genex.json"
+    params = read_json(info).get("provenance", {}).get("params", {}) if info.exists() else {}
+    return Propagation.from_params(params.get("propagation"))
+
+
+def _simulated(city: np.ndarray, tx: tuple[int, int], factor: int, prop: Propagation) -> np.ndarray:
     """The simulator's gain on the dataset scale, block-averaged to the working resolution."""
-    gain = gain_db_to_scaled(CityPropagator(city).gain_db(tx), city)
+    gain = gain_db_to_scaled(CityPropagator(city, prop).gain_db(tx), city)
     return downsample_gain(gain, factor)
 
 
@@ -88,11 +97,12 @@ def sample_sensitivity(reader: RadioMapSeer, m: int, tx_id: int, resolution: int
     labels, _ = building_components(city)
     tx = reader.tx_position(m, tx_id)
     factor = city.shape[0] // resolution
-    base = _simulated(city, tx, factor)
+    prop = dataset_propagation(reader.root)
+    base = _simulated(city, tx, factor, prop)
     stored = downsample_gain(sample["gain"], factor)
     if np.abs(base - stored).max() > 0.02:   # PNG quantisation is 1/204 per pixel
-        raise ValueError(f"{reader.root}: map {m} TX {tx_id} was rendered with other physics than "
-                         f"radio-sim's defaults (max difference {np.abs(base - stored).max():.3f})")
+        raise ValueError(f"{reader.root}: map {m} TX {tx_id}: the stored gain differs from this "
+                         f"simulator's by up to {np.abs(base - stored).max():.3f} (rendered by other code?)")
     complete = downsample_buildings(city, factor)
     street = complete == 0
     tx_w = np.array([tx[0] // factor, tx[1] // factor])
@@ -105,7 +115,7 @@ def sample_sensitivity(reader: RadioMapSeer, m: int, tx_id: int, resolution: int
     before = {name: _estimate(model, x) for name, (model, x) in models.items()}
     changes, removed = {}, {}
     for b in _candidates(labels, tx):
-        changes[b] = _simulated(city & (labels != b), tx, factor) - base
+        changes[b] = _simulated(city & (labels != b), tx, factor, prop) - base
         removed[b] = downsample_buildings(city & (labels != b), factor)
     found = []
     for b, change in changes.items():
