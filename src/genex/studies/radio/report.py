@@ -261,7 +261,23 @@ def _reading(m: dict) -> str:
         "buildings missing) estimate, so the dark measurements in the shadow become decisive, "
         "as in the paper's Fig 4b. "
         f"On the planted scene the building on the line of sight is chosen at rank "
-        f"{s['planted_building_rank']} (zero infill) for the darken query.\n\n" + "\n".join(parts))
+        f"{s['planted_building_rank']} (zero infill) for the darken query"
+        + "".join(f"; {_MODEL_NAMES[name]}: rank {ranks.get('zero')}"
+                  for name, ranks in s["ranks_by_model"].items() if name != "phi")
+        + ". " + _sensitivity_reading(m.get("building_sensitivity")) + "\n\n" + "\n".join(parts))
+
+
+def _sensitivity_reading(se: dict | None) -> str:
+    """What the building-sensitivity metric says, in words (empty when not measured)."""
+    if not se or not se.get("buildings"):
+        return ""
+    gt, phi = se["phi_gt"], se["phi_no_measurements"]
+    return (f"Where one building alone shadows a street region, removing it brightens the "
+            f"simulator's map there by {se['simulator_change_mean']:.2f} on average; Φ_gt's estimate "
+            f"moves by {gt['change_mean']:.2f} (median {gt['ratio_median']:.2f} of the simulator's "
+            f"change) and Φ's without measurements by {phi['change_mean']:.2f} (median "
+            f"{phi['ratio_median']:.2f}): the further below 1, the less the model has learned that "
+            f"building's shadow, and the less an explanation of it can name the building.")
 
 
 def write_section(out: Path, metrics_path: Path, features: Path, explain: Path, sanity: Path,

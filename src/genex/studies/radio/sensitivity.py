@@ -16,7 +16,9 @@ pixels. For each such building, on its region:
   simulator's own rank of it there (buildings ordered by how much their removal changes the
   box).
 
-Candidates are the buildings next to a pixel the TX sees: a building out of its sight shadows
+Per sample, the ``buildings_per_map`` largest such shadows (total brightening) are kept: the
+models and matching pursuit are the costly part. Candidates are the buildings next to a pixel
+the TX sees: a building out of its sight shadows
 nothing the first-order paths reach.
 """
 
@@ -43,7 +45,8 @@ from genex.studies.radio.render import CityPropagator, Propagation
 from genex.pipeline import progress
 from genex.xai.infill import ZeroInfiller
 
-DEFAULTS = {"maps": 6, "threshold": 0.1, "min_pixels": 4, "roi": 6, "k": 5, "batch_candidates": 128}
+DEFAULTS = {"maps": 4, "buildings_per_map": 3, "threshold": 0.1, "min_pixels": 4, "roi": 6, "k": 5,
+            "batch_candidates": 128}
 
 
 def _device(net: nn.Module) -> torch.device:
@@ -117,11 +120,16 @@ def sample_sensitivity(reader: RadioMapSeer, m: int, tx_id: int, resolution: int
     for b in _candidates(labels, tx):
         changes[b] = _simulated(city & (labels != b), tx, factor, prop) - base
         removed[b] = downsample_buildings(city & (labels != b), factor)
-    found = []
+    shadows = {}
     for b, change in changes.items():
         region = street & (change >= float(params["threshold"]))
-        if region.sum() < int(params["min_pixels"]):
-            continue
+        if region.sum() >= int(params["min_pixels"]):
+            shadows[b] = region
+    # the largest shadows (total brightening) first: the model and MP work is the costly part
+    ranked = sorted(shadows, key=lambda b: -float(changes[b][shadows[b]].sum()))
+    found = []
+    for b in ranked[:int(params["buildings_per_map"])]:
+        change, region = changes[b], shadows[b]
         rec = {"map": int(m), "tx": int(tx_id), "building": b, "pixels": int(region.sum()),
                "simulator": float(change[region].mean())}
         for name, (model, x) in models.items():

@@ -231,7 +231,7 @@ def register(subparsers) -> None:
     p.add_argument("--simulator", default="DPM", help="gain folder of the dataset (default DPM)")
     p.add_argument("--features", required=True)
     p.add_argument("--params", required=True,
-                   help="radio.sensitivity as JSON: maps, threshold, min_pixels, roi, k, batch_candidates")
+                   help="radio.sensitivity as JSON: maps, buildings_per_map, threshold, min_pixels, roi, k, batch_candidates")
     _common(p, threads=True, models=True)
     p.set_defaults(func=cmd_sensitivity)
 
