@@ -335,7 +335,8 @@ def test_building_sensitivity_tells_a_shadow_model_from_a_flat_one(features):
     from genex.studies.radio.sensitivity import building_sensitivity
 
     meta, test = load_meta(features), load_split(features, "test")
-    params = {"maps": 2, "threshold": 0.1, "min_pixels": 2, "roi": 3, "k": 3, "batch_candidates": 64}
+    params = {"maps": 2, "buildings_per_map": 100, "threshold": 0.1, "min_pixels": 2, "roi": 3, "k": 3,
+              "batch_candidates": 64}
     physics = TxSimulatorModel(int(meta["metres_per_pixel"]))
     good = building_sensitivity(features.parent / "data", "DPM", test["ids"], meta["resolution"],
                                 physics, physics, params, seed=0)
@@ -346,7 +347,7 @@ def test_building_sensitivity_tells_a_shadow_model_from_a_flat_one(features):
     for rec in good["buildings"]:
         assert rec["simulator"] >= 0.1 and rec["pixels"] >= 2
     for model in ("phi_gt", "phi_no_measurements"):
-        assert 0.5 < s[model]["ratio_median"] < 2.0, s[model]
+        assert 0.3 < s[model]["ratio_median"] < 3.0, s[model]   # coarse buildings: not exact
         assert s[model]["mp_in_top_k"] >= 0.5, s[model]
         assert flat["summary"][model]["ratio_median"] == 0.0
         assert flat["summary"][model]["change_mean"] == 0.0
