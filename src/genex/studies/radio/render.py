@@ -26,7 +26,7 @@ The simulator is *local*: a pixel's loss is the minimum over paths, and a path d
 the buildings it passes, so removing a building changes only the pixels whose best path
 crossed or bent round it. (An earlier version kept a city-wide budget of 24 + 16 relays ranked
 by how much shadow each lit, so far buildings pushed out the relays of near ones: see
-``benchmarks/radio_locality.json``.) ``max_corners`` / ``second_order_corners`` can still cap
+``benchmarks/results/radio_locality.json``.) ``max_corners`` / ``second_order_corners`` can still cap
 the relays for speed; the cap keeps the corners nearest the transmitter (first order) and those
 reached with the least loss (second order), so a far building can drop out of the budget but
 never push a near one out.
