@@ -1,5 +1,5 @@
 # Study radio: matching-pursuit explanations of a radio-map UNet (paper §3.2, Figs 3-4).
-# features -> train Φ / Φ_gt (one rule each) -> evaluate, explain, sanity -> metrics -> section.
+# features -> train Φ / Φ_gt (one rule each) -> evaluate, explain, sanity, sensitivity -> metrics -> section.
 # Each rule gets only its config subsection, so an explanation parameter never retrains.
 
 
@@ -143,6 +143,41 @@ rule radio_sanity:
         "--out {output:q} > {log:q} 2>&1"
 
 
+RADIO_LOCALITY = "benchmarks/results/radio_locality.json"
+
+
+# does each model's shadow of a building move as the simulator's does? (reruns the simulator)
+rule radio_sensitivity:
+    output:
+        "results/radio/sensitivity.json",
+    input:
+        data=RADIO_ROOT,
+        features=rules.radio_features.output[0],
+        phi=RADIO_MODEL.format(model="phi"),
+        phi_gt=RADIO_MODEL.format(model="phi_gt"),
+        code=genex_code("radio sensitivity"),
+    params:
+        cfg=section("radio", "sensitivity"),
+        simulator=config["radio"]["features"]["simulator"],
+        seed=config["seed"],
+        device=config["device"],
+    threads: job_threads("radio_sensitivity")  # 1 unless configured: the simulator runs on one core
+    resources:
+        gpu=1,
+        **job_resources("radio_sensitivity"),
+    conda:
+        "../envs/genex.yaml"
+    log:
+        logs("radio/sensitivity.log"),
+    benchmark:
+        benchmarks("radio/sensitivity.tsv")
+    shell:
+        "genex radio sensitivity --root {input.data:q} --simulator {params.simulator:q} "
+        "--features {input.features:q} --phi {input.phi:q} --phi-gt {input.phi_gt:q} "
+        "--params {params.cfg:q} --seed {params.seed} --threads {threads} --device {params.device} "
+        "--out {output:q} > {log:q} 2>&1"
+
+
 rule radio_metrics:
     output:
         metrics="results/radio/metrics.json",
@@ -152,9 +187,15 @@ rule radio_metrics:
         evaluation=rules.radio_evaluate.output[0],
         explain=rules.radio_explain.output[0],
         sanity=rules.radio_sanity.output[0],
+        sensitivity=rules.radio_sensitivity.output[0],
+        # the simulator's measured locality (benchmarks/bench_radio_locality.py), when committed
+        locality=lambda wildcards: [RADIO_LOCALITY] if Path(RADIO_LOCALITY).exists() else [],
         phi=RADIO_MODEL.format(model="phi"),
         phi_gt=RADIO_MODEL.format(model="phi_gt"),
         code=genex_code("radio metrics"),
+    params:
+        # a list: ":q" quotes each item and an empty list leaves nothing
+        locality=lambda wildcards, input: ["--locality", input.locality] if input.locality else [],
     resources:
         **job_resources("radio_metrics"),
     conda:
@@ -165,8 +206,8 @@ rule radio_metrics:
         benchmarks("radio/metrics.tsv")
     shell:
         "genex radio metrics --features {input.features:q} --evaluation {input.evaluation:q} "
-        "--explain {input.explain:q} --sanity {input.sanity:q} --phi {input.phi:q} --phi-gt {input.phi_gt:q} "
-        "--curves {output.curves:q} --out {output.metrics:q} > {log:q} 2>&1"
+        "--explain {input.explain:q} --sanity {input.sanity:q} --sensitivity {input.sensitivity:q} "
+        "{params.locality:q} --phi {input.phi:q} --phi-gt {input.phi_gt:q} --curves {output.curves:q} --out {output.metrics:q} > {log:q} 2>&1"
 
 
 rule radio_section:

@@ -1,5 +1,6 @@
 """nsynth study: features, networks, infillers on the study's shapes, RDE on a planted
-classifier over [2, 1024], the per-class query, resumable training, and the tiny run.
+classifier over [2, 1024], the per-class query, resumable training (the tiny DAG:
+tests/pipeline/test_nsynth_run.py).
 
 Already covered generically in test_explain.py (not repeated here): infillers keep kept
 entries bit-exactly for every infiller kind, and the concrete sampler's mean matches its

@@ -1,4 +1,5 @@
-"""Piano study: smoother sizes, the training loops' resume, the backward tools, and the tiny DAG.
+"""Piano study: smoother sizes, the training loops' resume, the backward tools (the tiny DAG:
+tests/pipeline/test_piano_run.py).
 
 The issue's core tests (invertibility to 1e-5, the label builder on a hand-written MIDI with
 sustain pedal and a re-struck key, the filterbank, SWD = POT²) live in test_piano_core.py.

@@ -1,9 +1,8 @@
-"""The radio study: components, infills, the planted scene, matching pursuit, training resume,
-and the tiny pipeline end to end."""
+"""The radio study: components, infills, the planted scene, matching pursuit, training resume
+and building sensitivity (the tiny DAG: tests/pipeline/test_radio_run.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,10 @@ from torch import nn
 from genex.studies.radio.explain import planted_rank, pursue
 from genex.studies.radio.infill import PhiGtSampler, make_infiller
 from genex.studies.radio.query import (
+    MIN_STREET_SHARE,
+    box_weights,
     distortion_curve,
+    query_box,
     nearest_order,
     radio_components,
     random_orders,
@@ -147,6 +149,33 @@ def test_orders_nearest_and_random():
 
 # --- the planted scene ------------------------------------------------------------------------
 
+class _DarkFootprint(nn.Module):
+    """A fixed 'model' that darkens the street next to each building, fading with distance:
+    the darkest boxes by their street pixels alone are mostly building (a footprint)."""
+
+    def forward(self, x):
+        from scipy.ndimage import distance_transform_edt
+
+        dist = np.stack([distance_transform_edt(b == 0) for b in x[:, 0].numpy()])
+        return 1.0 - 0.9 * x[:, :1] - 0.5 * torch.from_numpy(np.exp(1.0 - dist)).float()[:, None].clamp(max=1)
+
+
+def test_darken_box_is_mostly_street_and_weights_only_street_pixels():
+    x = _scene_input()
+    comps = radio_components(x)
+    xt = torch.from_numpy(x)[None]
+    for size in (3, 4):
+        box = query_box(_DarkFootprint(), xt, comps, "darken", size)
+        r0, c0, r1, c1 = box
+        assert comps.street[r0:r1, c0:c1].mean() >= MIN_STREET_SHARE, box
+        weights = box_weights(box, (16, 16), street=comps.street)[0].numpy()
+        assert np.isclose(weights.sum(), 1.0)
+        assert (weights[~comps.street] == 0).all()            # buildings carry no weight
+        assert (weights[r0:r1, c0:c1][comps.street[r0:r1, c0:c1]] > 0).all()
+    with pytest.raises(ValueError, match="no street pixel"):
+        box_weights((2, 2, 4, 4), (16, 16), street=comps.street)
+
+
 def test_planted_building_stands_on_the_line_of_sight():
     from genex.studies.radio.render import CityPropagator
 
@@ -169,6 +198,9 @@ def test_matching_pursuit_picks_the_planted_building_first():
     params = {"k": 3, "sample_fractions": [0.0], "mc_samples": 1, "batch_candidates": 64}
     result = planted_rank(model, model, scene, params, seed=0)
     assert result["ranks"]["zero"] == 1, result
+    # without measurements, and on Φ_gt: the buildings alone explain the shadow
+    assert result["ranks_by_model"]["phi_no_measurements"] == {"zero": 1}, result
+    assert result["ranks_by_model"]["phi_gt"] == {"zero": 1}, result
 
 
 def test_batched_candidates_choose_as_one_at_a_time_and_beat_random():
@@ -233,35 +265,54 @@ def test_training_resumes_after_a_kill_as_if_never_stopped(features, tmp_path, m
         assert torch.equal(value, resumed["state_dict"][key]), key
 
 
-# --- the tiny pipeline ------------------------------------------------------------------------
+# --- building sensitivity ---------------------------------------------------------------------
 
-def test_tiny_run_writes_radio_metrics_and_a_valid_section(tiny_run):
-    from genex.pipeline.report.html import load_section
+class TxSimulatorModel(nn.Module):
+    """Φ or Φ_gt stand-in: radio-sim's physics on the buildings channel, the TX read from its
+    channel (upsampled by ``scale``, block-averaged back): it learned shadows perfectly."""
 
-    metrics = json.loads((tiny_run / "results" / "radio" / "metrics.json").read_text())
-    for model in ("phi", "phi_gt", "free_space"):
-        assert metrics["models"][model]["rmse"] > 0
-    k = 3  # config/tiny.yaml
-    for infill in ("zero", "model", "model_p0.025"):
-        entry = metrics["mp"][infill]
-        for key in ("distortion_at_k", "random_at_k", "nearest_at_k"):
-            assert len(entry[key]) == k, (infill, key)
-    assert len(metrics["mp"]["model"]["rde_concrete_at_k"]) == k
-    assert isinstance(metrics["sanity"]["planted_building_rank"], int)
-    section = load_section(tiny_run / "results" / "radio" / "section")
-    assert section.group == "Studies"
-    assert (tiny_run / "results" / "report" / "radio").is_dir()
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = []
+        for sample in x.detach().cpu().numpy():
+            r, c = np.unravel_index(int(sample[1].argmax()), sample[1].shape)
+            out.append(SimulatorModel(self.scale, (int(r), int(c)))(torch.from_numpy(sample[None]))[0])
+        return torch.stack(out).to(x.dtype)
 
 
-def test_explanation_parameters_rerun_only_explanation_rules(tiny_run, copy_of):
-    import yaml
-    from helpers.workflow import planned_jobs
+class Flat(nn.Module):
+    """A model that learned no shadow at all: the same map whatever the buildings."""
 
-    workdir = copy_of(tiny_run)
-    tiny = workdir / "config" / "tiny.yaml"
-    config = yaml.safe_load(tiny.read_text())
-    config["radio"]["explain"]["roi"] += 1
-    tiny.write_text(yaml.safe_dump(config))
-    jobs = set(planned_jobs(workdir))
-    assert {"radio_explain", "radio_sanity", "radio_metrics", "radio_section"} <= jobs, jobs
-    assert not {"radio_features", "radio_train", "radio_evaluate"} & jobs, jobs
+    def __init__(self) -> None:
+        super().__init__()
+        self.level = nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, x):
+        return self.level.expand(x.shape[0], 1, *x.shape[2:]).clone()
+
+
+def test_building_sensitivity_tells_a_shadow_model_from_a_flat_one(features):
+    from genex.studies.radio.features import load_meta, load_split
+    from genex.studies.radio.sensitivity import building_sensitivity
+
+    meta, test = load_meta(features), load_split(features, "test")
+    params = {"maps": 2, "buildings_per_map": 100, "threshold": 0.1, "min_pixels": 2, "roi": 3, "k": 3,
+              "batch_candidates": 64}
+    physics = TxSimulatorModel(int(meta["metres_per_pixel"]))
+    good = building_sensitivity(features.parent / "data", "DPM", test["ids"], meta["resolution"],
+                                physics, physics, params, seed=0)
+    flat = building_sensitivity(features.parent / "data", "DPM", test["ids"], meta["resolution"],
+                                Flat(), Flat(), params, seed=0)
+    s = good["summary"]
+    assert s["buildings"] >= 1 and s["buildings"] == flat["summary"]["buildings"]
+    for rec in good["buildings"]:
+        assert rec["simulator"] >= 0.1 and rec["pixels"] >= 2
+    for model in ("phi_gt", "phi_no_measurements"):
+        assert 0.3 < s[model]["ratio_median"] < 3.0, s[model]   # coarse buildings: not exact
+        assert s[model]["mp_in_top_k"] >= 0.5, s[model]
+        assert flat["summary"][model]["ratio_median"] == 0.0
+        assert flat["summary"][model]["change_mean"] == 0.0

@@ -15,6 +15,7 @@ from genex.studies.radio.data import (
     GAIN_DB_MIN,
     RadioMapSeer,
     gain_db_to_png,
+    gain_db_to_scaled,
     png_to_gain,
 )
 from genex.studies.radio.render import simulate_gain
@@ -153,6 +154,69 @@ def test_diffraction_lights_a_side_street():
     assert gain[5, 65] < gain[35, 65] - 10         # but darker than the street in sight
     assert (gain >= blocked - 1e-4).all()          # relays only add paths
     assert np.array_equal(gain[34:37, :], blocked[34:37, :])  # line of sight: direct path wins
+
+
+def _block_grid(size: int = 256, block: int = 24, street: int = 12) -> np.ndarray:
+    """Labels of a hand-built city: square blocks on a regular grid, one building each."""
+    labels = np.zeros((size, size), dtype=np.int32)
+    starts = range(4, size - block, block + street)
+    for i, (r, c) in enumerate((r, c) for r in starts for c in starts):
+        labels[r:r + block, c:c + block] = i + 1
+    return labels
+
+
+def test_far_buildings_do_not_change_the_shadow_of_a_near_one():
+    # The issue's hand-built city: a TX 6 m west of a building, the shadow box behind it. The
+    # old city-wide relay budget read 0.012 here and 0.238 once any of 20 buildings up to
+    # 150 m away was removed (they pushed the near building's corners out of the budget).
+    labels = _block_grid()
+    tx = (124, 70)
+    near = labels[tx[0], tx[1] + 6]
+    box = (slice(tx[0] - 4, tx[0] + 4), slice(tx[1] + 32, tx[1] + 40))
+
+    def shadow(mask: np.ndarray) -> float:
+        return float(gain_db_to_scaled(simulate_gain(mask, tx))[box].mean())
+
+    base = shadow(labels > 0)
+    assert 0.1 < base < 0.4                        # diffraction round the near building's corners
+    ys, xs = np.indices(labels.shape)
+    far = [i for i in np.unique(labels[labels > 0])
+           if np.hypot(ys - tx[0], xs - tx[1])[labels == i].min() >= 60]
+    assert len(far) >= 20
+    for i in far[::3]:
+        assert abs(shadow((labels > 0) & (labels != i)) - base) < 1e-6, f"building {i}"
+    assert shadow((labels > 0) & (labels != near)) > base + 0.3   # the near building makes it
+
+
+def test_removing_a_building_far_outside_the_fresnel_zones_leaves_the_gain():
+    # Stated tolerance: 1e-6 on the dataset's scale (grey / 255, floor 0.2). Receivers within
+    # 40 m of the TX, buildings all >= 130 m away: any path that reaches such a building and
+    # comes back is >= 180 m long and turns >= 180 degrees (>= 36 dB at the corners), so it
+    # stays below the noise floor (47 + 45 + 36 > 127 dB), and removing the building cannot
+    # open a better one. (The first Fresnel zone at 5.9 GHz is ~1 m wide: 130 m is far outside.)
+    labels = radio_sim.generate_city(256, np.random.default_rng([3, 1, 0]))
+    mask = labels > 0
+    tx = tuple(radio_sim.place_transmitters(mask, 1, np.random.default_rng(7))[0])
+    ys, xs = np.indices(mask.shape)
+    dist = np.hypot(ys - tx[0], xs - tx[1])
+    near_rx = (dist <= 40) & ~mask
+    far = [i for i in np.unique(labels[labels > 0]) if dist[labels == i].min() >= 130]
+    assert len(far) >= 5
+    base = gain_db_to_scaled(simulate_gain(mask, tx))
+    assert base[near_rx].min() < 0.3                # some receivers are in a shadow
+    for i in far[:: max(len(far) // 5, 1)][:5]:
+        gain = gain_db_to_scaled(simulate_gain(mask & (labels != i), tx))
+        assert np.abs(gain - base)[near_rx].max() < 1e-6, f"building {i}"
+
+
+def test_relay_caps_keep_the_nearest_corners_and_reject_bad_values():
+    city = np.zeros((96, 96), dtype=bool)
+    city[40:57, 44:53] = True
+    capped = simulate_gain(city, (48, 30), {"max_corners": 2, "second_order_corners": 0})
+    full = simulate_gain(city, (48, 30))
+    assert (capped <= full + 1e-4).all() and (capped < full - 1).any()   # fewer paths
+    with pytest.raises(ValueError, match="max_corners"):
+        simulate_gain(city, (48, 30), {"max_corners": -1})
 
 
 # --- scaling and reader -----------------------------------------------------------------------

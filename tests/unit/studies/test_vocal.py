@@ -1,4 +1,5 @@
-"""The vocal study: Fréchet distance, activation maximisation, features, training, workflow."""
+"""The vocal study: Fréchet distance, activation maximisation, features, training, the CLI
+(the tiny DAG: tests/pipeline/test_vocal_run.py)."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from genex.studies.radio.infill import draws_for, infill_name, make_infiller
+from genex.studies.radio.models import BuildingsOnly
 from genex.studies.radio.query import (
     QUERIES,
     box_weights,
@@ -32,7 +33,7 @@ def pursue(phi: nn.Module, infiller, comps, x: torch.Tensor, box: tuple, k: int,
     """Matching pursuit's order (up to ``k`` components) for one input and region."""
     mp = MatchingPursuit(phi, infiller, comps.cmap, k=k, batch_candidates=batch_candidates,
                          n_samples=n_samples, seed=seed)
-    order = mp.pursue(x, box_weights(box, tuple(x.shape[-2:]), x.device)).order[0]
+    order = mp.pursue(x, box_weights(box, tuple(x.shape[-2:]), x.device, comps.street)).order[0]
     return [int(c) for c in order if c >= 0]
 
 
@@ -45,7 +46,7 @@ def _rde_order(cls, phi, infiller, comps, x, box, k, params, n_samples, seed) ->
     kw = dict(lam=float(params["lam"]), lr=float(params["lr"]), steps=int(params["steps"]),
               n_samples=n_samples, seed=seed, log_every=0)
     explainer = cls(phi, infiller, comps.cmap, **kw)
-    scores = explainer.attribute(x, box_weights(box, tuple(x.shape[-2:]), x.device))
+    scores = explainer.attribute(x, box_weights(box, tuple(x.shape[-2:]), x.device, comps.street))
     return ranking_order(scores[0], k)
 
 
@@ -157,21 +158,36 @@ def _share(items: list[dict], kind: str) -> float:
 
 def planted_rank(phi: nn.Module, phi_gt: nn.Module, scene: dict, params: dict, seed: int) -> dict:
     """Matching pursuit on the planted scene (darken query on its box): the rank (1 = first)
-    of the planted building per infill; ``k + 1`` when it is not chosen within k."""
+    of the planted building per infill; ``k + 1`` when it is not chosen within k.
+
+    ``ranks`` is Φ on the scene with its measurements (every infill); ``ranks_by_model`` adds,
+    with zero infill, Φ without measurements and Φ_gt (buildings and TX only): there the
+    buildings alone must explain the shadow.
+    """
     x = scene["x"]
     comps = radio_components(x)
     label = int(comps.building_labels[scene["planted"]])
     if label == 0:
         raise ValueError("planted scene: the planted building was lost at this resolution")
     planted = label - 1
-    k = min(int(params["k"]), comps.cmap.n_components)
-    xt = torch.from_numpy(x)[None].to(_device(phi))
     out = {"components": comps.cmap.n_components, "buildings": comps.n_buildings, "ranks": {},
-           "orders": {}}
+           "orders": {}, "ranks_by_model": {}}
+
+    def rank(model, x_in, p) -> tuple[int, list[str]]:
+        cm = radio_components(x_in)
+        k = min(int(params["k"]), cm.cmap.n_components)
+        xt = torch.from_numpy(x_in)[None].to(_device(phi))
+        order = pursue(model, make_infiller(p, phi_gt, seed), cm, xt, tuple(scene["box"]), k,
+                       int(params["batch_candidates"]), draws_for(p, int(params["mc_samples"])), seed)
+        return (order.index(planted) + 1 if planted in order else int(params["k"]) + 1,
+                [cm.kinds[i] + (" (planted)" if i == planted else "") for i in order])
+
     for p in params["sample_fractions"]:
-        name, n = infill_name(p), draws_for(p, int(params["mc_samples"]))
-        order = pursue(phi, make_infiller(p, phi_gt, seed), comps, xt, tuple(scene["box"]), k,
-                       int(params["batch_candidates"]), n, seed)
-        out["ranks"][name] = order.index(planted) + 1 if planted in order else k + 1
-        out["orders"][name] = [comps.kinds[i] + (" (planted)" if i == planted else "") for i in order]
+        name = infill_name(p)
+        out["ranks"][name], out["orders"][name] = rank(phi, x, p)
+    out["ranks_by_model"]["phi"] = dict(out["ranks"])
+    no_meas = x.copy()
+    no_meas[2] = 0.0   # buildings come first among the components, so `planted` keeps its index
+    out["ranks_by_model"]["phi_no_measurements"] = {"zero": rank(phi, no_meas, 0.0)[0]}
+    out["ranks_by_model"]["phi_gt"] = {"zero": rank(BuildingsOnly(phi_gt), no_meas, 0.0)[0]}
     return out

@@ -83,3 +83,15 @@ def build_model(in_channels: int, params: dict) -> RadioWNet:
     """The network a training config asks for (``width``, ``depth``, ``chained``)."""
     return RadioWNet(in_channels, int(params["width"]), int(params["depth"]),
                      bool(params.get("chained", True)))
+
+
+class BuildingsOnly(nn.Module):
+    """Φ_gt behind Φ's input ``[N, 3, H, W]`` (buildings, TX, measurements): it reads the
+    first two channels, so Φ's components and infills apply to it unchanged."""
+
+    def __init__(self, phi_gt: nn.Module) -> None:
+        super().__init__()
+        self.phi_gt = phi_gt
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.phi_gt(x[:, :2])

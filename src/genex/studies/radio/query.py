@@ -3,9 +3,9 @@
 * :func:`radio_components`: every building (4-connected component of Φ's buildings channel)
   and every measurement pixel is one switchable component of a
   :class:`~genex.xai.infill.ComponentMap` over Φ's input ``[3, H, W]``;
-* a *query* is a box (region of interest) of Φ's output; the distortion is the RDE's
-  ``½ mean_{ROI} (Φ(x) − Φ(z))²`` (a :class:`~genex.xai.target.Target` weighting the box
-  by 1/size). **darken**: the box where Φ's estimate is darkest against its estimate with
+* a *query* is a box (region of interest) of Φ's output, at least 75 % street; the distortion
+  is the RDE's ``½ mean_{ROI} (Φ(x) − Φ(z))²`` over the box's street pixels (a
+  :class:`~genex.xai.target.Target` weighting each by 1/count; building pixels carry none). **darken**: the box where Φ's estimate is darkest against its estimate with
   every component dropped ("where does Φ put a shadow, and what makes it?");
   **brighten**: the box where the measurements brighten Φ's estimate most against its
   estimate from the buildings alone;
@@ -44,6 +44,11 @@ class RadioComponents:
     def n_buildings(self) -> int:
         return sum(k == "building" for k in self.kinds)
 
+    @property
+    def street(self) -> np.ndarray:
+        """(H, W) bool: pixels outside every building, where a radio map means something."""
+        return self.building_labels == 0
+
 
 def radio_components(x: np.ndarray) -> RadioComponents:
     """Components of one Φ input ``[3, H, W]``: buildings first, then measurements.
@@ -71,26 +76,39 @@ def radio_components(x: np.ndarray) -> RadioComponents:
 
 # --- regions of interest ----------------------------------------------------------------------
 
-def best_box(score: np.ndarray, size: int, allowed: np.ndarray | None = None) -> tuple[int, int, int, int]:
+# a region of interest is at least this share street: the query explains a shadow, not a footprint
+MIN_STREET_SHARE = 0.75
+
+
+def best_box(score: np.ndarray, size: int, allowed: np.ndarray | None = None,
+             min_allowed: float = MIN_STREET_SHARE) -> tuple[int, int, int, int]:
     """The ``size`` x ``size`` box (r0, c0, r1, c1) with the highest mean ``score`` over its
-    allowed pixels (ties: the first in row-major order)."""
+    allowed pixels, among boxes at least ``min_allowed`` allowed (ties: the first in row-major
+    order; when no box is allowed enough, the most allowed ones compete)."""
     s = torch.as_tensor(np.asarray(score, dtype=np.float64))
     ok = torch.ones_like(s) if allowed is None else torch.as_tensor(np.asarray(allowed, dtype=np.float64))
     pool = nn.functional.avg_pool2d
     num = pool((s * ok)[None, None], size, stride=1)[0, 0]
     den = pool(ok[None, None], size, stride=1)[0, 0]
-    mean = torch.where(den > 0.25, num / den.clamp_min(1e-9), torch.full_like(num, -np.inf))
+    floor = min(min_allowed, float(den.max()) - 1e-9)
+    mean = torch.where(den >= floor, num / den.clamp_min(1e-9), torch.full_like(num, -np.inf))
     r0, c0 = divmod(int(torch.argmax(mean)), mean.shape[1])
     return r0, c0, r0 + size, c0 + size
 
 
 def box_weights(box: tuple[int, int, int, int], shape: tuple[int, int],
-                device: torch.device | str = "cpu") -> Tensor:
-    """Target weights ``[1, H, W]``: 1/size inside the box (the distortion is a mean over it)."""
-    w = torch.zeros(1, *shape, device=device)
+                device: torch.device | str = "cpu", street: np.ndarray | None = None) -> Tensor:
+    """Target weights ``[1, H, W]``: a mean over the box's ``street`` pixels (every pixel of
+    the box when ``street`` is None). Building pixels carry no weight: the map means nothing
+    there, and their values jump when the building is dropped."""
+    inside = torch.zeros(1, *shape, device=device)
     r0, c0, r1, c1 = box
-    w[0, r0:r1, c0:c1] = 1.0 / ((r1 - r0) * (c1 - c0))
-    return w
+    inside[0, r0:r1, c0:c1] = 1.0
+    if street is not None:
+        inside = inside * torch.as_tensor(np.asarray(street, dtype=np.float32), device=device)[None]
+    if float(inside.sum()) == 0:
+        raise ValueError(f"region of interest {box} has no street pixel")
+    return inside / inside.sum()
 
 
 @torch.no_grad()
@@ -106,8 +124,7 @@ def query_box(model: nn.Module, x: Tensor, comps: RadioComponents, query: str, s
         score = out - model(x * comps.cmap.expand(kinds))[0, 0]
     else:
         raise ValueError(f"unknown radio query {query!r}; known: {QUERIES}")
-    allowed = x[0, 0].cpu().numpy() == 0  # the region lies in the streets
-    return best_box(score.cpu().numpy(), size, allowed)
+    return best_box(score.cpu().numpy(), size, comps.street)  # the region lies in the streets
 
 
 # --- orders and curves ------------------------------------------------------------------------
@@ -137,7 +154,7 @@ def distortion_curve(model: nn.Module, infiller: Infiller, comps: RadioComponent
     Every order is evaluated with the same generator seed, hence the same infill draws; the
     k + 1 steps go through Φ in one forward.
     """
-    weights = box_weights(box, tuple(x.shape[-2:]), x.device)
+    weights = box_weights(box, tuple(x.shape[-2:]), x.device, comps.street)
     curve = evaluate.order_curve(model, infiller, comps.cmap, x, [order], k, weights, n_samples,
                                  seed, batch_size=k + 1, draws="per_curve")
     return curve.per_input[0].tolist()

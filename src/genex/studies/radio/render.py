@@ -14,14 +14,22 @@ The simulator is a "dominant path" approximation of RadioMapSeer's DPM, vectoris
   inside, capped). Line of sight and the walls crossed come from ray marching on a polar grid
   around the origin (8 x size rays, 1 px steps: one gather of the building mask per origin);
   each pixel reads the ray nearest to it in angle (sub-pixel error at the map's far corner).
-* diffracted paths: from the convex building corners that the transmitter sees, the
-  ``max_corners`` that see most of its shadow relay the signal with
-  ``L0 + 10 n log10(d1 + d2) + corner_db + turn_db (1 - cos turn)`` to every pixel they see,
-  where ``turn`` is the angle the path bends at the corner (a knife-edge-like penalty: 0
+* diffracted paths: every convex building corner that the transmitter sees relays the signal
+  with ``L0 + 10 n log10(d1 + d2) + corner_db + turn_db (1 - cos turn)`` to every pixel it
+  sees, where ``turn`` is the angle the path bends at the corner (a knife-edge-like penalty: 0
   straight on, ``corner_db + turn_db`` = 20 dB round a right angle, so shadows have soft
-  edges). Then ``second_order_corners`` corners that these paths reach and that see most of
-  what is still below the noise floor relay once more (path length and losses carried on).
-  Corner visibility (4 x size rays) is cached per city: transmitters of one map share it.
+  edges). Then every corner that these paths reach relays once more (path length and losses
+  carried on). Corner visibility (4 x size rays) is cached per city: transmitters of one map
+  share it.
+
+The simulator is *local*: a pixel's loss is the minimum over paths, and a path depends only on
+the buildings it passes, so removing a building changes only the pixels whose best path
+crossed or bent round it. (An earlier version kept a city-wide budget of 24 + 16 relays ranked
+by how much shadow each lit, so far buildings pushed out the relays of near ones: see
+``benchmarks/results/radio_locality.json``.) ``max_corners`` / ``second_order_corners`` can still cap
+the relays for speed; the cap keeps the corners nearest the transmitter (first order) and those
+reached with the least loss (second order), so a far building can drop out of the budget but
+never push a near one out.
 
 The loss is the minimum over those paths; the gain -loss is clipped to [-147, -47] dB and
 stored as RadioMapSeer's grey scale (``gain_db_to_png``): 255 at the antenna, about 133 at
@@ -65,8 +73,8 @@ class Propagation:
     penetration_cap_db: float = 60.0  # cap on the penetration loss
     corner_db: float = 4.0            # diffraction loss at a corner, going straight on
     turn_db: float = 16.0             # extra loss x (1 - cos turn angle): right angle = +16 dB
-    max_corners: int = 24             # corners the transmitter sees, nearest first, used as relays
-    second_order_corners: int = 16    # corners reached by one bend (lowest loss first) relaying again
+    max_corners: int | None = None    # cap on first-order relays (nearest the TX first); None = all
+    second_order_corners: int | None = None   # cap on second-order relays (least loss first); None = all
 
     @classmethod
     def from_params(cls, params: dict | None) -> "Propagation":
@@ -76,6 +84,11 @@ class Propagation:
         unknown = sorted(set(params) - known)
         if unknown:
             raise ValueError(f"unknown propagation parameter(s) {unknown}; known: {sorted(known)}")
+        for cap in ("max_corners", "second_order_corners"):
+            value = params.get(cap)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValueError(f"propagation parameter {cap} must be null (no cap) or an integer >= 0, "
+                                 f"got {value!r}")
         return cls(**params)
 
 
@@ -251,43 +264,36 @@ class CityPropagator:
         best[idx[better]] = loss[better]
         via[idx[better]] = k
 
-    def _most_useful(self, candidates: list[int], dark: np.ndarray, count: int) -> list[int]:
-        """The ``count`` corners that see the most ``dark`` pixels (ties: the order given)."""
-        value = [int(dark[self._corner_rays(k)[0]].sum()) for k in candidates]
-        ranked = sorted(range(len(candidates)), key=lambda i: -value[i])
-        return [candidates[i] for i in ranked[:count] if value[i] > 0]
-
-    def _diffracted_loss(self, tx: tuple[int, int], direct: np.ndarray, los: np.ndarray) -> np.ndarray:
+    def _diffracted_loss(self, tx: tuple[int, int]) -> np.ndarray:
         """Loss of paths bending at a corner the TX sees, then maybe at a second corner.
 
-        First-order relays are the corners the TX sees that see the most pixels out of its line
-        of sight; second-order relays are corners reached by one bend that see the most pixels
-        still below the noise floor.
+        First-order relays are the corners the TX sees (nearest first when capped); second-order
+        relays are the corners reached by one bend that the TX does not see (least loss first
+        when capped). No relay is chosen by what it lights elsewhere: that would couple far
+        buildings to near shadows.
         """
         p = self.prop
         h, w = self.shape
         best = np.full(h * w, np.inf, dtype=np.float32)
         via = np.full(h * w, -1, dtype=np.int32)
-        if len(self.corners) == 0 or p.max_corners <= 0:
+        if len(self.corners) == 0 or p.max_corners == 0:
             return best.reshape(self.shape)
         origin = np.asarray(tx, dtype=np.float64)
         d1 = np.hypot(*(self.corners - origin).T)
         order = [int(k) for k in np.argsort(d1, kind="stable") if d1[k] >= 1.0]
         seen = self._segment_clear(tx, self.corners[order]) if order else []
-        visible = [k for k, ok in zip(order, seen) if ok]
-        free = ~self.mask.ravel()
-        first = self._most_useful(visible, free & ~los.ravel(), p.max_corners)
+        first = [k for k, ok in zip(order, seen) if ok][:p.max_corners]
         for k in first:
             self._relay(k, 0.0, d1[k], (self.corners[k] - origin) / d1[k], best, via)
-        if p.second_order_corners <= 0 or not first:
+        if p.second_order_corners == 0 or not first:
             return best.reshape(self.shape)
         reached = best[self._corner_flat].copy()
-        reached[visible] = np.inf                    # the TX sees these: first order already
-        pool = [int(k) for k in np.argsort(reached, kind="stable")[:2 * p.second_order_corners]
-                if np.isfinite(reached[k])]
-        dark = free & (np.minimum(direct.ravel(), best) > -GAIN_NOISE_DB)
-        for k in self._most_useful(pool, dark, p.second_order_corners):
-            prev = int(via[self._corner_flat[k]])
+        reached[[k for k, ok in zip(order, seen) if ok]] = np.inf   # the TX sees these: first order
+        # the first-order corner each path came through, before second-order relays overwrite it
+        came_from = via[self._corner_flat].copy()
+        pool = [int(k) for k in np.argsort(reached, kind="stable") if np.isfinite(reached[k])]
+        for k in pool[:p.second_order_corners]:
+            prev = int(came_from[k])
             step = self.corners[k] - self.corners[prev]
             hop = float(np.hypot(*step))
             if hop < 1.0:
@@ -305,8 +311,8 @@ class CityPropagator:
             raise ValueError(f"transmitter {tx} lies outside the {self.shape} map")
         if self.mask[r, c]:
             raise ValueError(f"transmitter {tx} lies inside a building")
-        direct, los = self._direct_loss((r, c))
-        loss = np.minimum(direct, self._diffracted_loss((r, c), direct, los))
+        direct, _ = self._direct_loss((r, c))
+        loss = np.minimum(direct, self._diffracted_loss((r, c)))
         gain = np.clip(-loss, GAIN_DB_MIN, GAIN_DB_MAX).astype(np.float32)
         gain[self.mask] = GAIN_DB_MIN
         return gain

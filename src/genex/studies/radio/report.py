@@ -35,7 +35,8 @@ def _round(obj, digits: int = 6):
 
 
 def collect_metrics(features: Path, evaluation: Path, explain: Path, sanity: Path,
-                    phi: Path, phi_gt: Path) -> dict:
+                    phi: Path, phi_gt: Path, sensitivity: Path | None = None,
+                    locality: Path | None = None) -> dict:
     """Every number the report quotes (no timings, dates or paths: byte-stable)."""
     from genex.studies.radio.features import load_meta
     from genex.studies.radio.train import load_summary
@@ -61,9 +62,21 @@ def collect_metrics(features: Path, evaluation: Path, explain: Path, sanity: Pat
         "mp": ex["summary"],
         "sanity": {"planted_building_rank": sa["ranks"].get("zero", next(iter(sa["ranks"].values()))),
                    "ranks_by_infill": sa["ranks"], "orders": sa["orders"],
-                   "components": sa["components"]},
+                   "components": sa["components"],
+                   "ranks_by_model": sa.get("ranks_by_model", {"phi": sa["ranks"]})},
         "paper": PAPER,
     }
+    if sensitivity is not None:
+        se = read_json(sensitivity)
+        metrics["building_sensitivity"] = {
+            **se["summary"], "threshold": se["params"]["threshold"], "min_pixels": se["params"]["min_pixels"],
+            "k": se["params"]["k"],
+            "per_building": [{key: r.get(key) for key in ("map", "tx", "building", "pixels", "simulator",
+                                                          "phi_gt", "phi_no_measurements", "simulator_rank",
+                                                          "mp_rank")} for r in se["buildings"]]}
+    if locality is not None:
+        lo = read_json(locality)["summary"]
+        metrics["simulator"] = {"locality_benchmark": lo}
     return _round(metrics)
 
 
@@ -175,6 +188,58 @@ def _f(v):
     return v
 
 
+_MODEL_NAMES = {"phi": "Φ", "phi_no_measurements": "Φ, no measurements", "phi_gt": "Φ_gt"}
+
+
+def _physics_blocks(m: dict) -> list[dict]:
+    """The simulator's locality and the building-sensitivity metric (when measured)."""
+    blocks = []
+    lo = m.get("simulator", {}).get("locality_benchmark")
+    if lo:
+        lv, cv = lo["legacy_vs_reference"], lo["capped_vs_reference"]
+        blocks.append({"type": "table",
+                       "caption": (f"radio-sim's locality on {lo['maps']} maps x {lo['transmitters_per_map']} TX "
+                                   "(benchmarks/bench_radio_locality.py): error against every corner relaying "
+                                   "(the current simulator), and the largest change near the TX (<= 40 m) when a "
+                                   "building >= 130 m away is removed"),
+                       "columns": ["simulator", "mean |error|", "p99 |error|", "share > 0.05",
+                                   "far removals changing the TX's street", "s per TX"],
+                       "rows": [["old: city-wide budget 24 + 16, ranked by shadow lit", _f(lv["mean_abs"]),
+                                 _f(lv["p99_abs"]), _f(lv["share_over_0.05"]),
+                                 f"{lo['locality_maps_changed']['legacy']} of {lo['maps']} maps "
+                                 f"(max {_f(lo['locality_max_change_near_tx']['legacy'])})",
+                                 _f(lo["seconds_per_tx"]["legacy"])],
+                                ["capped 24 + 16, nearest first (option)", _f(cv["mean_abs"]), _f(cv["p99_abs"]),
+                                 _f(cv["share_over_0.05"]), None, _f(lo["seconds_per_tx"]["capped"])],
+                                ["current: every corner relays (used)", 0, 0, 0,
+                                 f"{lo['locality_maps_changed']['reference']} of {lo['maps']} maps "
+                                 f"(max {_f(lo['locality_max_change_near_tx']['reference'])})",
+                                 _f(lo["seconds_per_tx"]["reference"])]]})
+    se = m.get("building_sensitivity")
+    if se and se.get("buildings"):
+        rows = []
+        for model in ("phi_gt", "phi_no_measurements"):
+            e = se[model]
+            rows.append([_MODEL_NAMES[model], _f(e["change_mean"]), _f(e["ratio_median"]),
+                         _f(e["spearman"]) if e["spearman"] is not None else None,
+                         _f(e["mp_rank_median"]), _f(e["mp_first"]), _f(e["mp_in_top_k"])])
+        rows.append(["simulator", _f(se["simulator_change_mean"]), 1, 1, None,
+                     _f(se["simulator_first"]), None])
+        blocks.append({"type": "table",
+                       "caption": (f"Building sensitivity on {se['samples']} test maps: {se['buildings']} buildings "
+                                   f"that alone shadow a street region (removing one brightens >= "
+                                   f"{se['min_pixels']} street pixels by >= {se['threshold']:g}); each model's mean "
+                                   "change there when the building is dropped from its input, the median ratio to "
+                                   "the simulator's change, the Spearman correlation with it, and zero-infill "
+                                   f"matching pursuit's rank of the building on the box it shadows most (k = "
+                                   f"{se['k']}; simulator: the building's rank by the change its removal makes in "
+                                   "the box). Paper: none quoted."),
+                       "columns": ["model", "mean change", "ratio to simulator (median)", "Spearman",
+                                   "MP rank (median)", "ranked first", f"in top {se['k']}"],
+                       "rows": rows})
+    return blocks
+
+
 def _reading(m: dict) -> str:
     """A short reading of what Φ relies on, from the metrics."""
     mp = m["mp"]
@@ -197,7 +262,23 @@ def _reading(m: dict) -> str:
         "buildings missing) estimate, so the dark measurements in the shadow become decisive, "
         "as in the paper's Fig 4b. "
         f"On the planted scene the building on the line of sight is chosen at rank "
-        f"{s['planted_building_rank']} (zero infill) for the darken query.\n\n" + "\n".join(parts))
+        f"{s['planted_building_rank']} (zero infill) for the darken query"
+        + "".join(f"; {_MODEL_NAMES[name]}: rank {ranks.get('zero')}"
+                  for name, ranks in s["ranks_by_model"].items() if name != "phi")
+        + ". " + _sensitivity_reading(m.get("building_sensitivity")) + "\n\n" + "\n".join(parts))
+
+
+def _sensitivity_reading(se: dict | None) -> str:
+    """What the building-sensitivity metric says, in words (empty when not measured)."""
+    if not se or not se.get("buildings"):
+        return ""
+    gt, phi = se["phi_gt"], se["phi_no_measurements"]
+    return (f"Where one building alone shadows a street region, removing it brightens the "
+            f"simulator's map there by {se['simulator_change_mean']:.2f} on average; Φ_gt's estimate "
+            f"moves by {gt['change_mean']:.2f} (median {gt['ratio_median']:.2f} of the simulator's "
+            f"change) and Φ's without measurements by {phi['change_mean']:.2f} (median "
+            f"{phi['ratio_median']:.2f}): the further below 1, the less the model has learned that "
+            f"building's shadow, and the less an explanation of it can name the building.")
 
 
 def write_section(out: Path, metrics_path: Path, features: Path, explain: Path, sanity: Path,
@@ -258,8 +339,10 @@ def write_section(out: Path, metrics_path: Path, features: Path, explain: Path, 
                    _f(e["nearest_at_k"][-1]), "yes" if e["below_random_at_every_k"] else "no"]
                   for name, e in m["mp"].items()]},
         {"type": "table", "caption": "Sanity: rank of the planted building (darken query; paper: 1)",
-         "columns": ["infill", "ours", "paper"],
-         "rows": [[name, r, 1] for name, r in m["sanity"]["ranks_by_infill"].items()]},
+         "columns": ["model", "infill", "ours", "paper"],
+         "rows": [[_MODEL_NAMES.get(model, model), name, r, 1]
+                  for model, ranks in m["sanity"]["ranks_by_model"].items() for name, r in ranks.items()]},
+        *_physics_blocks(m),
         {"type": "text", "text": _reading(m)},
         {"type": "metrics", "path": "metrics.json", "caption": "results/radio/metrics.json"},
     ]

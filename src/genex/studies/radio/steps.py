@@ -3,8 +3,9 @@
 Steps, in workflow order: ``features`` (working-resolution tensors from a RadioMapSeer-layout
 folder), ``train`` (Φ or Φ_gt, checkpointed), ``evaluate`` (test RMSE of Φ, Φ_gt and the
 free-space baseline), ``explain`` (matching pursuit per query and infill, baseline orders,
-RDE optimisers), ``sanity`` (the planted-building scene), ``metrics`` (everything the report
-quotes) and ``section`` (figures and the report section). Heavy imports live inside the
+RDE optimisers), ``sanity`` (the planted-building scene), ``sensitivity`` (does each model's
+shadow of a building move as the simulator's does when it is removed), ``metrics`` (everything
+the report quotes) and ``section`` (figures and the report section). Heavy imports live inside the
 steps so that ``genex --help`` stays fast.
 """
 
@@ -134,12 +135,31 @@ def cmd_sanity(args: argparse.Namespace) -> None:
     log.info("planted building ranks: %s", result["ranks"])
 
 
+def cmd_sensitivity(args: argparse.Namespace) -> None:
+    from genex.studies.radio.features import load_meta, load_split
+    from genex.studies.radio.sensitivity import building_sensitivity
+    from genex.pipeline import atomic_file, write_json
+
+    params = parse_params(args.params)
+    torch_step(args)
+    phi, phi_gt = _models(args)
+    meta = load_meta(Path(args.features))
+    test = load_split(Path(args.features), "test")
+    result = building_sensitivity(Path(args.root), args.simulator, test["ids"], int(meta["resolution"]),
+                                  phi, phi_gt, params, args.seed)
+    with atomic_file(args.out) as tmp:
+        write_json(tmp, result)
+    log.info("building sensitivity: %s", result["summary"])
+
+
 def cmd_metrics(args: argparse.Namespace) -> None:
     from genex.studies.radio.report import collect_metrics, write_curves_csv
     from genex.pipeline import atomic_file, write_json
 
     metrics = collect_metrics(Path(args.features), Path(args.evaluation), Path(args.explain),
-                              Path(args.sanity), Path(args.phi), Path(args.phi_gt))
+                              Path(args.sanity), Path(args.phi), Path(args.phi_gt),
+                              sensitivity=Path(args.sensitivity),
+                              locality=Path(args.locality) if args.locality else None)
     with atomic_file(args.curves) as tmp:
         write_curves_csv(tmp, metrics["mp"])
     with atomic_file(args.out) as tmp:
@@ -199,9 +219,28 @@ def register(subparsers) -> None:
         _common(p, threads=True, models=True)
         p.set_defaults(func=func)
 
+    p = steps.add_parser(
+        "sensitivity", help="model vs simulator change when a shadowing building is removed",
+        description="For test maps, every building that alone shadows a street region (the "
+                    "simulator, rerun without it, brightens >= min_pixels street pixels by >= "
+                    "threshold): Φ_gt's and Φ's (no measurements) change there against the "
+                    "simulator's, as a ratio and a Spearman correlation, and zero-infill matching "
+                    "pursuit's rank of the building. Needs the dataset folder (the simulator "
+                    "reruns on its cities).")
+    p.add_argument("--root", required=True, help="the radio-sim folder the features were read from")
+    p.add_argument("--simulator", default="DPM", help="gain folder of the dataset (default DPM)")
+    p.add_argument("--features", required=True)
+    p.add_argument("--params", required=True,
+                   help="radio.sensitivity as JSON: maps, buildings_per_map, threshold, min_pixels, roi, k, batch_candidates")
+    _common(p, threads=True, models=True)
+    p.set_defaults(func=cmd_sensitivity)
+
     p = steps.add_parser("metrics", help="collect every number the report quotes")
-    for opt in ("--features", "--evaluation", "--explain", "--sanity"):
+    for opt in ("--features", "--evaluation", "--explain", "--sanity", "--sensitivity"):
         p.add_argument(opt, required=True)
+    p.add_argument("--locality", default=None,
+                   help="benchmarks/results/radio_locality.json: the simulator's measured locality, "
+                        "quoted in the report (optional)")
     p.add_argument("--curves", required=True, help="CSV of the distortion curves (DVC plots)")
     _common(p, seed=False, models=True)
     p.set_defaults(func=cmd_metrics)
