@@ -115,6 +115,21 @@ def section(*keys):
     return json.dumps(node, sort_keys=True, separators=(",", ":"))
 
 
+def section_variant(keys, overlay_keys, overlaid):
+    """A config section as JSON, with the section at ``overlay_keys`` laid over it when
+    ``overlaid`` (one rule, two variants: e.g. nsynth's classifier and its ablation)."""
+    node = config
+    for key in keys:
+        node = node[key]
+    params = dict(node)
+    if overlaid:
+        overlay = config
+        for key in overlay_keys:
+            overlay = overlay.get(key, {})
+        params.update(overlay)
+    return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
 def dataset_section(name):
     """A dataset's config section as JSON (where its registry entry says it lives)."""
     return section(*DATASETS[name].config)

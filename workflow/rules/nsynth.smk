@@ -9,14 +9,6 @@
 NSYNTH_DATA = study_dataset("nsynth")[1]
 
 
-def nsynth_classifier_params(wildcards):
-    """nsynth.classifier, with nsynth.ablation's overrides for the ablation variant."""
-    params = dict(config["nsynth"]["classifier"])
-    if wildcards.classifier == "classifier_ablation":
-        params.update(config["nsynth"].get("ablation", {}))
-    return json.dumps(params, sort_keys=True, separators=(",", ":"))
-
-
 rule nsynth_features:
     output:
         directory("results/nsynth/features"),
@@ -46,7 +38,8 @@ rule nsynth_train_classifier:
         features="results/nsynth/features",
         code=genex_code("nsynth train-classifier"),
     params:
-        cfg=nsynth_classifier_params,
+        cfg=lambda wildcards: section_variant(
+            ("nsynth", "classifier"), ("nsynth", "ablation"), wildcards.classifier == "classifier_ablation"),
         checkpoints="results/nsynth/checkpoints/{classifier}",
         seed=config["seed"],
         device=config["device"],
@@ -128,7 +121,7 @@ rule nsynth_explain_classes:
         classes="classes|classes_ablation",
     input:
         features="results/nsynth/features",
-        classifier=lambda wildcards: "results/nsynth/" + wildcards.classes.replace("classes", "classifier"),
+        classifier=lambda wildcards: f"results/nsynth/{wildcards.classes.replace('classes', 'classifier')}",
         inpainter="results/nsynth/inpainter",
         code=genex_code("nsynth explain-classes"),
     params:
