@@ -20,7 +20,7 @@ def test_tiny_run_writes_radio_metrics_and_a_valid_section(tiny_run):
     assert isinstance(metrics["sanity"]["planted_building_rank"], int)
     section = load_section(tiny_run / "results" / "radio" / "section")
     assert section.group == "Studies"
-    assert (tiny_run / "results" / "report" / "radio").is_dir()
+    assert (tiny_run / "results" / "report" / "studies" / "radio").is_dir()  # its assets
 
 
 def test_explanation_parameters_rerun_only_explanation_rules(tiny_run, copy_of):
