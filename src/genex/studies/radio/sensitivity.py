@@ -38,7 +38,7 @@ from genex.studies.radio.features import (
     phi_gt_inputs,
     phi_inputs,
 )
-from genex.studies.radio.explain import pursue
+from genex.studies.radio.explain import _device, pursue
 from genex.studies.radio.models import BuildingsOnly
 from genex.studies.radio.query import best_box, radio_components
 from genex.studies.radio.render import CityPropagator, Propagation
@@ -47,12 +47,6 @@ from genex.xai.infill import ZeroInfiller
 
 DEFAULTS = {"maps": 4, "buildings_per_map": 3, "threshold": 0.1, "min_pixels": 4, "roi": 6, "k": 5,
             "batch_candidates": 128}
-
-
-def _device(net: nn.Module) -> torch.device:
-    for t in net.parameters():
-        return t.device
-    return torch.device("cpu")
 
 
 def dataset_propagation(root: Path) -> Propagation:
@@ -127,6 +121,7 @@ def sample_sensitivity(reader: RadioMapSeer, m: int, tx_id: int, resolution: int
             shadows[b] = region
     # the largest shadows (total brightening) first: the model and MP work is the costly part
     ranked = sorted(shadows, key=lambda b: -float(changes[b][shadows[b]].sum()))
+    comp_labels = radio_components(x_phi).building_labels
     found = []
     for b in ranked[:int(params["buildings_per_map"])]:
         change, region = changes[b], shadows[b]
@@ -144,7 +139,6 @@ def sample_sensitivity(reader: RadioMapSeer, m: int, tx_id: int, resolution: int
         # the building's component at the working resolution (it may merge with a neighbour
         # closer than a working pixel, or vanish when it is smaller than one)
         gone = (complete > 0) & (removed[b] == 0)
-        comp_labels = radio_components(x_phi).building_labels
         hit = comp_labels[gone]
         hit = hit[hit > 0]
         rec["visible_at_resolution"] = bool(len(hit))
