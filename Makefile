@@ -54,14 +54,17 @@ $(REMOTES_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,remotes-test]'
 	@touch $@
 
-repro: setup  ## run the pipeline through DVC (records params, hashes, metrics)
-	$(BIN)/dvc repro
+# another profile than the default runs through DVC in its own folder, runs/<profile>/ (README)
+RUN_STAGES := $(if $(filter-out default,$(PROFILE)),runs/$(PROFILE)/dvc.yaml)
+
+repro: setup  ## run the pipeline through DVC (records params, hashes, metrics); PROFILE=paper: in runs/paper/
+	$(BIN)/dvc repro $(RUN_STAGES)
 
 push: setup  ## push versioned data, models and results to the DVC remote
-	$(BIN)/dvc push
+	$(BIN)/dvc push $(RUN_STAGES)
 
 pull: setup  ## fetch versioned outputs from the DVC remote and mark them current for Snakemake
-	scripts/pull.sh $(if $(filter-out default,$(PROFILE)),--configfile config/$(PROFILE).yaml)
+	scripts/pull.sh $(if $(filter-out default,$(PROFILE)),--profile $(PROFILE))
 
 lint: setup  ## snakemake's linter
 	$(BIN)/snakemake --lint

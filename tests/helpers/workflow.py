@@ -16,7 +16,8 @@ BIN = Path(sys.executable).parent
 # with every .gitignore of resources/ and results/: what git must not track is DVC's to share
 WORKFLOW_FILES = ("Snakefile", "workflow", "config", "src", "scripts", "dvc.yaml", ".dvc", ".dvcignore",
                   "resources/.gitignore", "results/.gitignore",
-                  *sorted(str(p.relative_to(REPO)) for p in REPO.glob("results/*/.gitignore")))
+                  *sorted(str(p.relative_to(REPO)) for p in REPO.glob("results/*/.gitignore")),
+                  "runs/.gitignore", *sorted(str(p.relative_to(REPO)) for p in REPO.glob("runs/*/dvc.yaml")))
 
 # caches, local DVC settings and bytecode stay behind
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "tmp", "cache", "config.local")

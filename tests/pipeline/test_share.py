@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 import yaml
-from helpers.workflow import REPO, run
+from helpers.workflow import REPO, run, workflow_copy
 
 GIT = ["git", "-c", "user.name=genex-test", "-c", "user.email=test@genex.invalid"]
 
@@ -74,6 +74,54 @@ def test_dvc_yaml_is_generated_from_the_study_registry():
         assert f"\n  {name}:\n" in expected and f"results/{name}/section" in expected, name
     for name, described in datasets().items():
         assert (f"\n      {name}: " in expected) == bool(described.render), name
+
+
+def test_profile_dvc_yamls_are_generated_and_valid():
+    """runs/<profile>/dvc.yaml (the paper and tiny profiles through DVC, each in its own
+    folder) are current, and DVC accepts them beside dvc.yaml: no output is declared twice."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "workflow" / "lib"))
+    import dvc_stages
+
+    for profile in dvc_stages.PROFILES:
+        expected = dvc_stages.profile_dvc_yaml(REPO, profile)
+        assert (REPO / "runs" / profile / "dvc.yaml").read_text() == expected, (
+            f"runs/{profile}/dvc.yaml is stale: PYTHONPATH=src python workflow/lib/dvc_stages.py "
+            f"--profile {profile} > runs/{profile}/dvc.yaml")
+        stages = yaml.safe_load(expected)["stages"]
+        assert {"datasets", "nsynth", "piano", "vocal", "radio", "report"} <= set(stages), stages
+    dvc("dag", "--full", cwd=REPO)  # every dvc.yaml of the repository in one graph: no overlap
+    paper = yaml.safe_load((REPO / "runs/paper/dvc.yaml").read_text())["stages"]
+    assert "results/datasets/nsynth" in paper["nsynth"]["deps"]  # the real dataset's summary
+    assert {"../../config/paper.yaml": ["nsynth"]} in paper["nsynth"]["params"]
+
+
+@pytest.mark.pipeline
+def test_a_profile_reproduces_through_dvc_in_its_own_folder(tmp_path):
+    """`dvc repro runs/tiny/dvc.yaml:vocal` runs the tiny profile's vocal study (and its
+    dataset) in runs/tiny/, records the profile's params, and a second repro does nothing."""
+    repo = workflow_copy(tmp_path / "repo")
+    run(GIT + ["init", "-q", "-b", "main"], cwd=repo)
+    dvc("repro", "runs/tiny/dvc.yaml:vocal", cwd=repo)
+    assert (repo / "runs/tiny/results/vocal/metrics.json").is_file()
+    assert not (repo / "results/vocal/metrics.json").exists(), "a profile run must stay in its folder"
+    lock = yaml.safe_load((repo / "runs/tiny/dvc.lock").read_text())["stages"]
+    assert "vocal" in lock["vocal"]["params"]["../../config/tiny.yaml"]
+    again = dvc("repro", "runs/tiny/dvc.yaml:vocal", cwd=repo).stdout
+    assert "Running stage" not in again, again
+    # shared: pushed to the copy's default remote (../genex-dvc-remote, in tmp_path), pulled into a clone
+    dvc("push", "runs/tiny/dvc.yaml", cwd=repo)
+    run(GIT + ["add", "-A"], cwd=repo)
+    run(GIT + ["commit", "-q", "-m", "tiny vocal"], cwd=repo)
+    clone = tmp_path / "clone"
+    run(GIT + ["clone", "-q", str(repo), str(clone)])
+    run([str(clone / "scripts/pull.sh"), "--profile", "tiny", "--stage", "vocal"], cwd=clone)
+    metrics = "runs/tiny/results/vocal/metrics.json"
+    assert (clone / metrics).read_bytes() == (repo / metrics).read_bytes()
+    dry = run(["snakemake", "-n", "--snakefile", "../../Snakefile", "--configfile", "../../config/tiny.yaml",
+               "--", "results/vocal/metrics.json"], cwd=clone / "runs/tiny").stdout
+    assert "Nothing to be done" in dry, dry
 
 
 def test_second_repro_does_nothing(dvc_repo):
