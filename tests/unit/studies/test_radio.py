@@ -265,6 +265,24 @@ def test_training_resumes_after_a_kill_as_if_never_stopped(features, tmp_path, m
         assert torch.equal(value, resumed["state_dict"][key]), key
 
 
+def test_batch_inputs_are_the_split_inputs_of_those_rows(features):
+    """Training streams Φ's inputs batch by batch: the same arrays as the whole split's."""
+    from genex.studies.radio.features import draw_measurements, load_split
+    from genex.studies.radio.train import batch_inputs, model_inputs, predict, predict_split
+
+    train, valid = load_split(features, "train"), load_split(features, "valid")
+    measured = draw_measurements(train["complete"], train["tx"], (3, 6), np.random.default_rng(0))
+    idx = np.random.default_rng(1).permutation(len(train["tx"]))[:5]
+    for model in ("phi", "phi_gt"):
+        whole = model_inputs(model, train, measured if model == "phi" else None)
+        assert np.array_equal(batch_inputs(model, train, idx, measured if model == "phi" else None), whole[idx])
+        rows = np.arange(2, len(valid["tx"]))
+        assert np.array_equal(batch_inputs(model, valid, rows), model_inputs(model, valid)[rows])
+    net, cpu = RadioWNet(3, 2, 2).eval(), torch.device("cpu")
+    assert np.array_equal(predict_split(net, "phi", valid, cpu, batch=3),
+                          predict(net, model_inputs("phi", valid), cpu, batch=3))
+
+
 # --- building sensitivity ---------------------------------------------------------------------
 
 class TxSimulatorModel(nn.Module):
@@ -316,3 +334,37 @@ def test_building_sensitivity_tells_a_shadow_model_from_a_flat_one(features):
         assert s[model]["mp_in_top_k"] >= 0.5, s[model]
         assert flat["summary"][model]["ratio_median"] == 0.0
         assert flat["summary"][model]["change_mean"] == 0.0
+
+
+# --- memory budget: chunked forwards give the same explanations --------------------------------
+
+def test_explanations_under_a_memory_budget_equal_unchunked():
+    """max_batch_mb splits matching pursuit's candidates x draws (and RDE's draws) into
+    several forwards of Φ and Φ_gt; the infill draws are made before, so nothing changes."""
+    from genex.studies.radio.explain import explain_one, within_budget
+    from genex.xai.batching import Chunked
+
+    torch.manual_seed(0)
+    phi, phi_gt = RadioWNet(3, 2, 2).eval(), RadioWNet(2, 2, 2).eval()
+    x = _scene_input()
+    params = {"k": 2, "roi": 4, "sample_fractions": [0.5], "mc_samples": 3,
+              "batch_candidates": 64, "random_orders": 1,
+              "rde": {"fraction": 0.5, "lam": 0.01, "lr": 0.05, "steps": 2}}
+    plain = explain_one(phi, phi_gt, x, params, seed=3, keep_maps=True)
+    budget = dict(params, max_batch_mb=0.9)   # ~10 of the 16 x 16 maps per forward
+    small_phi, small_gt = within_budget(phi, 3, (16, 16), budget), within_budget(phi_gt, 2, (16, 16), budget)
+    assert isinstance(small_phi, Chunked) and 1 <= small_phi.rows < 30, small_phi.rows
+    chunked = explain_one(small_phi, small_gt, x, budget, seed=3, keep_maps=True)
+    # the same orders; values equal up to float32 rounding (a conv's sums may be ordered
+    # differently for another batch size)
+    close = dict(rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(chunked["estimate"], plain["estimate"], **close)
+    for q, rec in plain["queries"].items():
+        for name, item in rec["infills"].items():
+            other = chunked["queries"][q]["infills"][name]
+            assert other["order"] == item["order"], (q, name)
+            for key in ("mp", "nearest", "random", "rde_concrete", "rde_l1"):
+                if key in item:
+                    np.testing.assert_allclose(other[key], item[key], **close, err_msg=f"{q} {name} {key}")
+            np.testing.assert_allclose(other["explained"], item["explained"], **close)
+    assert within_budget(phi, 3, (16, 16), params) is phi   # no budget: the model itself
