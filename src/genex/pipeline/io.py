@@ -193,9 +193,12 @@ def save_tensors(path: str | os.PathLike, payload) -> None:
     torch.save(payload, path)
 
 
-def load_arrays(path: str | os.PathLike, keys=None) -> dict[str, np.ndarray]:
+def load_arrays(path: str | os.PathLike, keys=None, mmap: bool = False) -> dict[str, np.ndarray]:
     """The arrays of a genex ``.npz`` file (all, or ``keys``), read with ``allow_pickle=False``.
 
+    With ``mmap``, arrays stored uncompressed (``np.savez``) are memory-mapped read-only
+    (:func:`mapped_npz_member`): pages are read when indexed, so a split of a 30 GB feature
+    file costs only the frames a batch touches; compressed or empty members are read.
     An object array (pickled data) is refused, not run; every error names the file.
     """
     import zipfile
@@ -209,7 +212,14 @@ def load_arrays(path: str | os.PathLike, keys=None) -> dict[str, np.ndarray]:
             missing = [k for k in (keys or []) if k not in data.files]
             if missing:
                 raise _NotNpz(f"missing {', '.join(missing)}")
-            return {k: data[k] for k in (data.files if keys is None else keys)}
+            wanted = data.files if keys is None else keys
+            if not mmap:
+                return {k: data[k] for k in wanted}
+            out = {}
+            for k in wanted:
+                mapped = mapped_npz_member(path, data.zip.getinfo(f"{k}.npy"))
+                out[k] = data[k] if mapped is None else mapped
+            return out
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found") from None
     except _NotNpz as err:
@@ -225,6 +235,39 @@ def load_arrays(path: str | os.PathLike, keys=None) -> dict[str, np.ndarray]:
 
 class _NotNpz(Exception):
     pass
+
+
+def mapped_npz_member(path: Path, info) -> np.ndarray | None:
+    """A read-only ``np.memmap`` of one ``.npy`` member of an ``.npz`` (a ``ZipInfo``), or
+    ``None`` where it cannot be mapped (compressed, empty, an unknown ``.npy`` version).
+    The header is parsed by numpy's own reader; object dtypes are refused."""
+    import struct
+    import zipfile
+
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    fmt = np.lib.format
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)
+        if local[:4] != b"PK\x03\x04":
+            raise _NotNpz(f"member {info.filename}: no local file header")
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        fh.seek(info.header_offset + 30 + name_len + extra_len)
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(fh)
+        else:
+            return None
+        if dtype.hasobject:
+            raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
+        offset = fh.tell()
+    if int(np.prod(shape)) == 0:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+                     order="F" if fortran else "C")
 
 
 def parse_params(text: str) -> dict:

@@ -21,6 +21,7 @@ Example::
 
 from genex.xai.activation import ActivationMaximisation
 from genex.xai.base import Explainer
+from genex.xai.batching import Chunked
 from genex.xai.baselines import IntegratedGradients, Occlusion, Random, Saliency
 from genex.xai.components import ComponentMap
 from genex.xai.evaluate import (
@@ -57,7 +58,7 @@ from genex.xai.rde import (RDEL1, MatchingPursuit, PursuitResult, RateDistortion
 from genex.xai.target import Target
 
 __all__ = [
-    "Explainer", "RDEConcrete", "RDEL1", "MatchingPursuit", "PursuitResult", "Saliency",
+    "Explainer", "Chunked", "RDEConcrete", "RDEL1", "MatchingPursuit", "PursuitResult", "Saliency",
     "IntegratedGradients", "Occlusion", "Random", "ActivationMaximisation",
     "Infiller", "ZeroInfiller", "MeanInfiller", "NoiseInfiller", "BlurInfiller", "GenerativeInfiller",
     "ComponentMap", "Target", "RateDistortion", "concrete_mask", "frechet_distance",

@@ -149,3 +149,47 @@ def test_register_table_and_key_ranges_in_the_report():
     assert table["columns"][1] == "bass 21–47, pieces" and table["columns"][4] == "bass 21–47, chord sets"
     assert table["rows"][0][1:] == [None, 33.33, 33.33, 33.33, 33.33, 33.33]
     assert table["rows"][-1] == ["active cells (support)", 0, 7, 7, 7, 7, 7]
+
+
+# ----------------------------------------------------------------------------- memory-mapped features
+
+def test_memory_mapped_features_train_the_same_models(tmp_path):
+    """FrameSet.load(mmap=True) maps x and y in place (MAESTRO's are ~30 GB); training gathers
+    each batch from them and learns exactly what it learns from arrays in memory."""
+    import genex.studies.piano.train as tp
+    from genex.studies.piano.features import FrameSet
+
+    data = synthetic_frames()
+    data.save(tmp_path / "pieces.npz")
+    mapped = FrameSet.load(tmp_path / "pieces.npz", mmap=True)
+    assert isinstance(mapped.x, np.memmap) and isinstance(mapped.y, np.memmap)
+    assert not mapped.x.flags.writeable
+    for key in FrameSet.__dataclass_fields__:
+        assert np.array_equal(getattr(mapped, key), getattr(data, key)), key
+    assert np.array_equal(mapped.frame_rows("train"), np.flatnonzero(data.frame_mask("train")))
+    cpu = torch.device("cpu")
+    params = INN_PARAMS | {"epochs": 1}
+    cnn = {"channels": 2, "hidden": 8, "lr": 1e-3, "epochs": 1, "batch_size": 16, "batches_per_epoch": 0}
+    for name, source in (("memory", data), ("mapped", mapped)):
+        tp.train_inn(source, params, 0, cpu, tmp_path / f"ck_inn_{name}", tmp_path / f"inn_{name}.pt")
+        tp.train_cnn(source, cnn, 0, cpu, tmp_path / f"ck_cnn_{name}", tmp_path / f"cnn_{name}.pt")
+    for kind in ("inn", "cnn"):
+        a, b = (load_tensors(tmp_path / f"{kind}_{n}.pt") for n in ("memory", "mapped"))
+        for key, value in a["state_dict"].items():
+            assert torch.equal(value, b["state_dict"][key]), (kind, key)
+
+
+def test_load_arrays_maps_stored_members_and_refuses_pickles(tmp_path):
+    from genex.pipeline import load_arrays
+
+    np.savez(tmp_path / "plain.npz", a=np.arange(12.0).reshape(3, 4), empty=np.zeros((0, 5)),
+             f=np.asfortranarray(np.arange(6).reshape(2, 3)))
+    out = load_arrays(tmp_path / "plain.npz", mmap=True)
+    assert isinstance(out["a"], np.memmap) and np.array_equal(out["a"], np.arange(12.0).reshape(3, 4))
+    assert np.array_equal(out["f"], np.arange(6).reshape(2, 3)) and out["empty"].shape == (0, 5)
+    np.savez_compressed(tmp_path / "packed.npz", a=np.arange(5))
+    packed = load_arrays(tmp_path / "packed.npz", mmap=True)["a"]   # compressed: read, not mapped
+    assert not isinstance(packed, np.memmap) and packed.tolist() == [0, 1, 2, 3, 4]
+    np.savez(tmp_path / "pickled.npz", o=np.array([{"run": "code"}], dtype=object))
+    with pytest.raises(ValueError, match="pickled.npz: refused"):
+        load_arrays(tmp_path / "pickled.npz", mmap=True)

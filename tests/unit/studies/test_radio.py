@@ -265,6 +265,28 @@ def test_training_resumes_after_a_kill_as_if_never_stopped(features, tmp_path, m
         assert torch.equal(value, resumed["state_dict"][key]), key
 
 
+def test_batch_inputs_are_the_split_inputs_of_those_rows(features):
+    """Training streams Φ's inputs batch by batch: the same arrays as the whole split's."""
+    from genex.studies.radio.features import draw_measurements, load_split
+    from genex.studies.radio.train import batch_inputs, model_inputs, predict, predict_split
+
+    train, valid = load_split(features, "train"), load_split(features, "valid")
+    measured = draw_measurements(train["complete"], train["tx"], (3, 6), np.random.default_rng(0))
+    idx = np.random.default_rng(1).permutation(len(train["tx"]))[:5]
+    for model in ("phi", "phi_gt"):
+        whole = model_inputs(model, train, measured if model == "phi" else None)
+        assert np.array_equal(batch_inputs(model, train, idx, measured if model == "phi" else None), whole[idx])
+        rows = np.arange(2, len(valid["tx"]))
+        assert np.array_equal(batch_inputs(model, valid, rows), model_inputs(model, valid)[rows])
+    rng = np.random.default_rng(2)
+    pred, gain = rng.random((7, 16, 16), dtype=np.float32), rng.random((7, 16, 16), dtype=np.float32)
+    from genex.studies.radio.train import rmse
+    assert rmse(pred, gain, chunk=3) == float(np.sqrt(np.mean((np.asarray(pred, np.float64) - gain) ** 2)))
+    net, cpu = RadioWNet(3, 2, 2).eval(), torch.device("cpu")
+    assert np.array_equal(predict_split(net, "phi", valid, cpu, batch=3),
+                          predict(net, model_inputs("phi", valid), cpu, batch=3))
+
+
 # --- building sensitivity ---------------------------------------------------------------------
 
 class TxSimulatorModel(nn.Module):
@@ -316,3 +338,34 @@ def test_building_sensitivity_tells_a_shadow_model_from_a_flat_one(features):
         assert s[model]["mp_in_top_k"] >= 0.5, s[model]
         assert flat["summary"][model]["ratio_median"] == 0.0
         assert flat["summary"][model]["change_mean"] == 0.0
+
+
+# --- memory budget: chunked forwards give the same explanations --------------------------------
+
+def test_explanations_under_a_memory_budget_equal_unchunked():
+    """max_batch_mb splits matching pursuit's candidates x draws (and RDE's draws) into
+    several forwards of Φ and Φ_gt; the infill draws are made before, so nothing changes."""
+    from genex.studies.radio.explain import _rde_order, within_budget
+    from genex.xai.rde import RDEConcrete
+
+    torch.manual_seed(0)
+    phi, phi_gt = RadioWNet(3, 2, 2).eval(), RadioWNet(2, 2, 2).eval()
+    x = _scene_input()
+    xt, comps, box = torch.from_numpy(x)[None], radio_components(x), (5, 5, 11, 11)
+    budget = {"max_batch_mb": 0.9}   # ~10 of the 16 x 16 maps per forward
+    small_phi, small_gt = within_budget(phi, 3, (16, 16), budget), within_budget(phi_gt, 2, (16, 16), budget)
+    assert 1 <= small_phi.rows < 30 and 1 <= small_gt.rows < 30, (small_phi.rows, small_gt.rows)
+    assert within_budget(phi, 3, (16, 16), {}) is phi   # no budget: the model itself
+
+    def explain(model, gt):
+        infiller = make_infiller(0.5, gt, seed=3)   # Φ_gt inside the infill, 3 draws per candidate
+        order = pursue(model, infiller, comps, xt, box, 2, 64, 3, 3)
+        curve = distortion_curve(model, infiller, comps, xt, box, order, 2, 3, 4)
+        rde = _rde_order(RDEConcrete, model, infiller, comps, xt, box, 2,
+                         {"lam": 0.01, "lr": 0.05, "steps": 2}, 3, 3)
+        return order, curve, rde
+
+    plain, chunked = explain(phi, phi_gt), explain(small_phi, small_gt)
+    assert chunked[0] == plain[0] and chunked[2] == plain[2]
+    # equal up to float32 rounding (a conv may order its sums differently per batch size)
+    np.testing.assert_allclose(chunked[1], plain[1], rtol=1e-5, atol=1e-6)

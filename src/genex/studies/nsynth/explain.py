@@ -12,13 +12,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from genex.xai.batching import chunked_for_budget
 from genex.xai.components import ComponentMap
 from genex.xai.evaluate import keep_top  # re-exported: the study's masks use the library's
 from genex.xai.infill import GenerativeInfiller, Infiller
 from genex.xai.rde import DEFAULTS, RDEL1, RDEConcrete, RateDistortion
 from genex.xai.target import Target
 
-__all__ = ["explain_notes", "class_query", "keep_top", "select_notes", "VERTICES",
+__all__ = ["within_budget", "explain_notes", "class_query", "keep_top", "select_notes", "VERTICES",
            "vertex_distortions", "exact_vertex", "bimodal_share"]
 
 #: The four binary (magnitude kept, phase kept) configurations of the per-class query.
@@ -36,6 +37,20 @@ def select_notes(labels: np.ndarray, per_family: int, n_classes: int) -> np.ndar
         take = min(per_family, idx.size)
         chosen.extend(idx[np.linspace(0, idx.size - 1, take).round().astype(int)])
     return np.unique(np.asarray(chosen, dtype=np.int64))
+
+
+def within_budget(model, inpainter, x: Tensor, budget_mb: float | None):
+    """The classifier and the inpainting GAN running at most as many rows per forward as
+    fit ``budget_mb`` (MiB of activations, measured on one note; 0/None: no limit). The
+    per-class query puts every note x draw of the 11 families through one graph (~23 GB on
+    a GPU at the paper's sizes); the infill draws are made for the whole batch first, so the
+    results equal the unbatched ones. Returns ``(model, inpainter)``."""
+    if not budget_mb:
+        return model, inpainter
+    row = x[:1]
+    noise = torch.zeros(1, inpainter.noise_dim, device=row.device, dtype=row.dtype)
+    return (chunked_for_budget(model, (row,), budget_mb),
+            chunked_for_budget(inpainter, (row, torch.ones_like(row), noise), budget_mb))
 
 
 def explain_notes(model, infiller: Infiller, x: Tensor, params: dict, seed: int,

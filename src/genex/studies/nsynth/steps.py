@@ -150,7 +150,8 @@ def cmd_explain_notes(args: argparse.Namespace) -> None:
     """Per-note RDE masks with both optimisers, and listenable audio of a few notes."""
     import torch
 
-    from genex.studies.nsynth.explain import bimodal_share, explain_notes, generative_infiller
+    from genex.studies.nsynth.explain import (bimodal_share, explain_notes, generative_infiller,
+                                              within_budget)
     from genex.pipeline import atomic_dir, write_json
 
     device = torch_step(args)
@@ -159,8 +160,9 @@ def cmd_explain_notes(args: argparse.Namespace) -> None:
     model = load_classifier(args.classifier, device)
     inpainter = load_inpainter(args.inpainter, device)
     index, x, y = _explained_notes(feats, params["notes_per_family"])
+    budgeted, budgeted_gan = within_budget(model, inpainter, x.to(device), params.get("max_batch_mb"))
     t0 = time.perf_counter()
-    masks = explain_notes(model, generative_infiller(inpainter, args.seed), x.to(device), params,
+    masks = explain_notes(budgeted, generative_infiller(budgeted_gan, args.seed), x.to(device), params,
                           args.seed, params.get("batch_notes"))
     seconds = time.perf_counter() - t0
     log.info("RDE masks of %d notes x 2 optimisers in %.1f s", len(index), seconds)
@@ -217,7 +219,7 @@ def cmd_explain_classes(args: argparse.Namespace) -> None:
     import torch
 
     from genex.studies.nsynth.explain import (VERTICES, class_query, exact_vertex, generative_infiller,
-                                              vertex_distortions)
+                                              vertex_distortions, within_budget)
     from genex.pipeline import atomic_dir, write_json
 
     device = torch_step(args)
@@ -227,6 +229,9 @@ def cmd_explain_classes(args: argparse.Namespace) -> None:
     inpainter = load_inpainter(args.inpainter, device)
     n_families, lam = len(feats["families"]), params["class_lam"]
     x_all, y_all = split_data(feats, "test")
+    # rde.max_batch_mb bounds each forward (every test note x vertex_draws, then every
+    # explained note x n_samples in one graph); the results do not depend on it
+    model, inpainter = within_budget(model, inpainter, x_all[:1].to(device), params.get("max_batch_mb"))
     t0 = time.perf_counter()
     per_note = vertex_distortions(model, generative_infiller(inpainter, args.seed), x_all.to(device),
                                   params["vertex_draws"], args.seed)

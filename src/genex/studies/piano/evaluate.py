@@ -63,7 +63,7 @@ def predict_all(features_dir: Path, inn_path: Path, out_dir: Path, device: torch
     """Write ``pieces.npz`` (y_hat, z, yz_pad of every frame) and ``inn_stats.json``."""
     from genex.studies.piano.train import encode_frames, load_inn
 
-    pieces = FrameSet.load(features_dir / "pieces.npz")
+    pieces = FrameSet.load(features_dir / "pieces.npz", mmap=True)
     model = load_inn(inn_path).to(device)
     out = encode_frames(model, pieces.x, device)
     z, yz_pad, y_hat = out[:, :DIM_Z], out[:, DIM_Z:DIM_Z + DIM_YZ_PAD], out[:, DIM_Z + DIM_YZ_PAD:]
@@ -82,8 +82,8 @@ def test_rolls(features_dir: Path, predictions_dir: Path, models_dir: Path, thre
     """Boolean piano rolls of every model for every test recording."""
     from genex.studies.piano.train import cnn_roll, load_cnn, load_smoother, smooth_roll
 
-    pieces = FrameSet.load(features_dir / "pieces.npz")
-    y_hat = load_arrays(predictions_dir / "pieces.npz", ["y_hat"])["y_hat"]
+    pieces = FrameSet.load(features_dir / "pieces.npz", mmap=True)
+    y_hat = load_arrays(predictions_dir / "pieces.npz", ["y_hat"], mmap=True)["y_hat"]
     cpu = torch.device("cpu")
     smoothers = {k: load_smoother(models_dir / f"{k}.pt") for k in ("gru", "lstm", "bigru")}
     cnn = load_cnn(models_dir / "cnn.pt")

@@ -60,15 +60,23 @@ class FrameSet:
             mask[self.frames(i)] = True
         return mask
 
+    def frame_rows(self, split: str) -> np.ndarray:
+        """Frame indices (int64, ascending) of the recordings of one split: gather a batch
+        with ``x[rows[idx]]`` instead of copying the split (``x[frame_mask(split)]``)."""
+        return np.flatnonzero(self.frame_mask(split))
+
     def save(self, path: Path) -> None:
+        # uncompressed (np.savez), so that load(mmap=True) can map x and y in place
         np.savez(path, **{k: getattr(self, k) for k in self.__dataclass_fields__})
 
     @classmethod
-    def load(cls, path: str | Path) -> "FrameSet":
+    def load(cls, path: str | Path, mmap: bool = False) -> "FrameSet":
+        """The frame set of ``path``; with ``mmap`` its arrays are memory-mapped read-only,
+        so training reads the frames a batch needs (MAESTRO's x and y: ~30 GB)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: feature file not found")
-        return cls(**load_arrays(path, list(cls.__dataclass_fields__)))
+        return cls(**load_arrays(path, list(cls.__dataclass_fields__), mmap=mmap))
 
 
 def instrument_numbers(frame: pd.DataFrame) -> dict[str, int]:

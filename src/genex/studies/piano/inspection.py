@@ -164,9 +164,9 @@ def inspect(features_dir: Path, predictions_dir: Path, inn_path: Path, out_dir: 
     from genex.studies.piano.train import load_inn
 
     model = load_inn(inn_path)
-    pieces = FrameSet.load(features_dir / "pieces.npz")
+    pieces = FrameSet.load(features_dir / "pieces.npz", mmap=True)   # an excerpt is read
     isolated = FrameSet.load(features_dir / "isolated.npz")
-    pred = load_arrays(predictions_dir / "pieces.npz", ["y_hat", "z"])
+    pred = load_arrays(predictions_dir / "pieces.npz", ["y_hat", "z"], mmap=True)
     y_hat_all, z_all = pred["y_hat"], pred["z"]
     gen = torch.Generator().manual_seed(seed)
     rec, frames = excerpt(pieces, params)

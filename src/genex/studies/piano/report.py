@@ -46,7 +46,7 @@ def key_coverage(features: Path) -> dict:
     from genex.studies.piano.features import FrameSet
     from genex.studies.piano.labels import PHASE
 
-    pieces = FrameSet.load(features / "pieces.npz")
+    pieces = FrameSet.load(features / "pieces.npz", mmap=True)
 
     def keys(recordings) -> dict | None:
         if not len(recordings):

@@ -45,7 +45,7 @@ def _train_inn(args):
     from genex.studies.piano.train import train_inn
 
     device = torch_step(args)
-    info = train_inn(FrameSet.load(Path(args.features) / "pieces.npz"), parse_params(args.params),
+    info = train_inn(FrameSet.load(Path(args.features) / "pieces.npz", mmap=True), parse_params(args.params),
                      args.seed, device, Path(args.checkpoints), Path(args.out),
                      inputs={"features": args.features})
     log.info("INN trained on %s: %s", device, info)
@@ -66,8 +66,8 @@ def _train_smoother(args):
     from genex.studies.piano.train import train_smoother
 
     device = torch_step(args)
-    features = FrameSet.load(Path(args.features) / "pieces.npz")
-    y_hat = load_arrays(Path(args.predictions) / "pieces.npz", ["y_hat"])["y_hat"]
+    features = FrameSet.load(Path(args.features) / "pieces.npz", mmap=True)
+    y_hat = load_arrays(Path(args.predictions) / "pieces.npz", ["y_hat"], mmap=True)["y_hat"]
     info = train_smoother(args.model, features, y_hat, parse_params(args.params), args.seed, device,
                           Path(args.checkpoints), Path(args.out),
                           inputs={"features": args.features, "predictions": args.predictions})
@@ -79,7 +79,7 @@ def _train_cnn(args):
     from genex.studies.piano.train import train_cnn
 
     device = torch_step(args)
-    info = train_cnn(FrameSet.load(Path(args.features) / "pieces.npz"), parse_params(args.params),
+    info = train_cnn(FrameSet.load(Path(args.features) / "pieces.npz", mmap=True), parse_params(args.params),
                      args.seed, device, Path(args.checkpoints), Path(args.out),
                      inputs={"features": args.features})
     log.info("CNN baseline trained: %s", info)

@@ -83,6 +83,18 @@ def resume_key(params: dict) -> dict:
     return {k: v for k, v in params.items() if k != "epochs"}
 
 
+def gather_frames(features: FrameSet, rows: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """x and y of frames ``rows`` on ``device``: one batch read from the (possibly
+    memory-mapped) frame set, never the whole split."""
+    return (torch.tensor(features.x[rows], device=device), torch.tensor(features.y[rows], device=device))
+
+
+def frames_checksum(x: np.ndarray, rows: np.ndarray, chunk: int = 1 << 16) -> float:
+    """Sum of ``x[rows]`` (float64, chunk by chunk): the data's part of a checkpoint's
+    fingerprint, without copying the split."""
+    return float(sum(np.asarray(x[rows[i: i + chunk]], np.float64).sum() for i in range(0, len(rows), chunk)))
+
+
 def _batches(n_items: int, batch_size: int, limit: int | None, rng: np.random.Generator) -> list[np.ndarray]:
     """This epoch's mini-batches: a permutation cut into full batches, at most ``limit``."""
     order = rng.permutation(n_items)
@@ -96,7 +108,8 @@ def _batches(n_items: int, batch_size: int, limit: int | None, rng: np.random.Ge
 def encode_frames(model: PianoINN, x: np.ndarray, device: torch.device, batch: int = 4096) -> np.ndarray:
     """Outputs [z | yz-pad | y] [n, 256] of frames (eval mode, zero padding)."""
     model.eval()
-    outs = [model(torch.cat([torch.as_tensor(x[i:i + batch], device=device),
+    # torch.tensor copies: x may be a read-only memory map
+    outs = [model(torch.cat([torch.tensor(x[i:i + batch], device=device),
                              torch.zeros(len(x[i:i + batch]), 112, device=device)], 1)).cpu()
             for i in range(0, len(x), batch)]
     return torch.cat(outs).numpy() if outs else np.zeros((0, 256), np.float32)
@@ -117,13 +130,13 @@ def train_inn(features: FrameSet, params: dict, seed: int, device: torch.device,
     model = build_inn(params, seed).to(device)
     opt, sched = make_optimizer(model, lr=float(params["lr"]), weight_decay=float(params["weight_decay"]),
                                 step_size=int(params["lr_step"]), gamma=float(params["lr_gamma"]))
-    train = features.frame_mask("train")
-    x = torch.as_tensor(features.x[train], device=device)
-    y = torch.as_tensor(features.y[train], device=device)
-    valid = features.frame_mask("valid")
-    xv = torch.as_tensor(features.x[valid][: int(params["valid_frames"])], device=device)
-    yv = torch.as_tensor(features.y[valid][: int(params["valid_frames"])], device=device)
-    fp = fingerprint("inn", resume_key(params), seed, list(x.shape), float(x.sum()))
+    # frames are gathered per batch (features may be memory-mapped: FrameSet.load(mmap=True))
+    train = features.frame_rows("train")
+    valid = features.frame_rows("valid")[: int(params["valid_frames"])]
+    xv = torch.as_tensor(features.x[valid], device=device)
+    yv = torch.as_tensor(features.y[valid], device=device)
+    fp = fingerprint("inn", resume_key(params), seed, [len(train), features.x.shape[1]],
+                     frames_checksum(features.x, train))
     ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt, "scheduler": sched}, fp, inputs)
     state = ckpt.resume()
     epochs, ramp_epochs = int(params["epochs"]), max(float(params["ramp_epochs"]), 1e-6)
@@ -133,15 +146,15 @@ def train_inn(features: FrameSet, params: dict, seed: int, device: torch.device,
                    lambda_backward=float(params["lambda_backward"]))
     while state.epoch < epochs:
         rng = epoch_rng(seed, state.epoch)
-        batches = _batches(len(x), int(params["batch_size"]), params.get("batches_per_epoch"), rng)
+        batches = _batches(len(train), int(params["batch_size"]), params.get("batches_per_epoch"), rng)
         gen = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
         sums: dict[str, float] = {}
         t0 = time.perf_counter()
         model.train()
         for i, idx in enumerate(progress(batches, desc=f"INN epoch {state.epoch + 1}/{epochs}", unit="batch")):
-            idx_t = torch.as_tensor(idx, device=device)
+            xb, yb = gather_frames(features, train[idx], device)
             opt.zero_grad(set_to_none=True)
-            terms = inn_losses(model, x[idx_t], y[idx_t], state.epoch + i / len(batches),
+            terms = inn_losses(model, xb, yb, state.epoch + i / len(batches),
                                generator=gen, **loss_kw)
             finite_loss(terms["total"], state)
             terms["total"].backward()
@@ -244,7 +257,7 @@ def train_smoother(kind: str, features: FrameSet, y_hat: np.ndarray, params: dic
 def cnn_roll(model: FramewiseCNN, x: np.ndarray, device: torch.device, batch: int = 4096) -> np.ndarray:
     """Note-activity probabilities [T, 88] of frames."""
     model.eval()
-    outs = [torch.sigmoid(model(torch.as_tensor(x[i:i + batch], device=device)).float()).cpu()
+    outs = [torch.sigmoid(model(torch.tensor(x[i:i + batch], device=device)).float()).cpu()
             for i in range(0, len(x), batch)]
     return torch.cat(outs).numpy()
 
@@ -255,11 +268,9 @@ def train_cnn(features: FrameSet, params: dict, seed: int, device: torch.device,
     torch.manual_seed(seed)
     model = FramewiseCNN(channels=int(params["channels"]), hidden=int(params["hidden"])).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=float(params["lr"]))
-    train = features.frame_mask("train")
-    x = torch.as_tensor(features.x[train], device=device)
-    target = torch.as_tensor(features.y[train][:, PHASE] > 0, device=device).float()
+    train = features.frame_rows("train")  # gathered per batch (see gather_frames)
     valid = features.select("valid")
-    fp = fingerprint("cnn", resume_key(params), seed, list(x.shape))
+    fp = fingerprint("cnn", resume_key(params), seed, [len(train), features.x.shape[1]])
     ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt}, fp, inputs)
     state = ckpt.resume()
     # bf16 autocast on CUDA: safe for a plain classifier (no inverse to keep exact)
@@ -267,16 +278,16 @@ def train_cnn(features: FrameSet, params: dict, seed: int, device: torch.device,
     while state.epoch < int(params["epochs"]):
         rng = epoch_rng(seed, state.epoch)
         model.train()
-        batches = _batches(len(x), int(params["batch_size"]), params.get("batches_per_epoch"), rng)
+        batches = _batches(len(train), int(params["batch_size"]), params.get("batches_per_epoch"), rng)
         total = 0.0
         for idx in progress(batches, desc=f"CNN epoch {state.epoch + 1}", unit="batch"):
-            idx_t = torch.as_tensor(idx, device=device)
+            xb, yb = gather_frames(features, train[idx], device)
             if amp is not None:
                 with amp:
-                    logits = model(x[idx_t])
+                    logits = model(xb)
             else:
-                logits = model(x[idx_t])
-            loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), target[idx_t])
+                logits = model(xb)
+            loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), (yb[:, PHASE] > 0).float())
             value = finite_loss(loss, state)
             opt.zero_grad(set_to_none=True)
             loss.backward()

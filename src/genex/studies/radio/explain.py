@@ -24,6 +24,7 @@ from genex.studies.radio.query import (
     random_orders,
     ranking_order,
 )
+from genex.xai.batching import chunked_for_budget
 from genex.xai.rde import RDEL1, MatchingPursuit, RDEConcrete
 from genex.pipeline import progress
 
@@ -59,9 +60,22 @@ def _device(net) -> torch.device:
     return torch.device("cpu")
 
 
+def within_budget(net: nn.Module, channels: int, shape: tuple[int, int], params: dict) -> nn.Module:
+    """``net`` running at most as many maps per forward as fit ``params["max_batch_mb"]``
+    (MiB of activations, measured on one map; 0 or absent: every candidate x draw at once).
+    At 256 x 256 with the paper's UNets one map's activations take tens of MB, so matching
+    pursuit's 256 candidates x 8 draws in one forward would not fit a GPU; the draws are
+    made for the whole batch before the forward, so the results do not depend on it."""
+    budget = params.get("max_batch_mb")
+    if not budget:
+        return net
+    return chunked_for_budget(net, (torch.zeros(1, channels, *shape, device=_device(net)),), budget)
+
+
 def explain_one(phi: nn.Module, phi_gt: nn.Module, x: np.ndarray, params: dict, seed: int,
                 keep_maps: bool) -> dict:
-    """Every query x infill for one Φ input ``[3, H, W]``; curves for k = 0..K."""
+    """Every query x infill for one Φ input ``[3, H, W]``; curves for k = 0..K (wrap the
+    models with :func:`within_budget` first to bound the memory of a forward)."""
     k_max = int(params["k"])
     xt = torch.from_numpy(x)[None].to(_device(phi))
     comps = radio_components(x)
@@ -113,6 +127,8 @@ def _explained_map(phi, infiller, comps, x, order, n_samples, seed) -> np.ndarra
 def explain_examples(phi: nn.Module, phi_gt: nn.Module, xs: np.ndarray, params: dict,
                      seed: int) -> list[dict]:
     """:func:`explain_one` for every example; the first ``figures`` keep their maps."""
+    shape = tuple(xs.shape[-2:])
+    phi, phi_gt = within_budget(phi, 3, shape, params), within_budget(phi_gt, 2, shape, params)
     results = []
     for i in progress(range(len(xs)), desc="radio explanations", unit="map"):
         results.append(explain_one(phi, phi_gt, xs[i], params, seed + i,
@@ -165,6 +181,8 @@ def planted_rank(phi: nn.Module, phi_gt: nn.Module, scene: dict, params: dict, s
     buildings alone must explain the shadow.
     """
     x = scene["x"]
+    shape = tuple(x.shape[-2:])
+    phi, phi_gt = within_budget(phi, 3, shape, params), within_budget(phi_gt, 2, shape, params)
     comps = radio_components(x)
     label = int(comps.building_labels[scene["planted"]])
     if label == 0:

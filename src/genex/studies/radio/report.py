@@ -285,7 +285,7 @@ def write_section(out: Path, metrics_path: Path, features: Path, explain: Path, 
                   phi, phi_gt, params: dict) -> None:
     """Figures, curves CSV, and section.json (every number from metrics.json)."""
     from genex.studies.radio.features import load_split
-    from genex.studies.radio.train import model_inputs, predict
+    from genex.studies.radio.train import batch_inputs, predict
 
     m = read_json(metrics_path)
     ex = read_json(explain / "explanations.json")
@@ -296,7 +296,7 @@ def write_section(out: Path, metrics_path: Path, features: Path, explain: Path, 
     device = next(phi.parameters()).device
     x = maps["inputs"][:n_fig]
     est_phi = predict(phi, x, device)
-    est_gt = predict(phi_gt, model_inputs("phi_gt", test)[picks], device)
+    est_gt = predict(phi_gt, batch_inputs("phi_gt", test, np.asarray(picks)), device)
     fig3(out / "fig3_estimates.png", x, test["complete"][picks], test["gain"][picks], est_phi, est_gt)
     maps["inputs"] = x
     infills = [n for n in m["mp"] if n != "zero"]

@@ -53,7 +53,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     from genex.studies.radio.features import free_space_gain, load_meta, load_split
     from genex.pipeline.checkpoint import resolve_device
-    from genex.studies.radio.train import load_model, model_inputs, predict, rmse
+    from genex.studies.radio.train import load_model, predict_split, rmse
     from genex.pipeline import atomic_file, write_json
 
     torch_step(args)
@@ -61,7 +61,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     test, meta = load_split(Path(args.features), "test"), load_meta(Path(args.features))
     result = {"test_samples": int(len(test["gain"]))}
     for name, path in (("phi", args.phi), ("phi_gt", args.phi_gt)):
-        pred = predict(load_model(Path(path), device), model_inputs(name, test), device)
+        pred = predict_split(load_model(Path(path), device), name, test, device)
         result[name] = {"rmse": rmse(pred, test["gain"])}
     free = np.stack([free_space_gain(t, b, meta["metres_per_pixel"])
                      for t, b in zip(test["tx"], test["missing"])])
@@ -92,7 +92,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
     phi, phi_gt = _models(args)
     test = load_split(Path(args.features), "test")
     picks = _examples(len(test["gain"]), int(params["examples"]))
-    xs = model_inputs("phi", test)[picks]
+    xs = model_inputs("phi", {key: value[picks] for key, value in test.items()})  # the picks only
     results = explain_examples(phi, phi_gt, xs, params, args.seed)
     with atomic_dir(args.out) as tmp:
         arrays = {}

@@ -42,6 +42,28 @@ def model_inputs(model: str, data: dict[str, np.ndarray], measured: np.ndarray |
     raise ValueError(f"unknown radio model {model!r}; known: {MODELS}")
 
 
+def batch_inputs(model: str, data: dict[str, np.ndarray], idx: np.ndarray,
+                 measured: np.ndarray | None = None) -> np.ndarray:
+    """The inputs of rows ``idx`` only: ``model_inputs(model, data, measured)[idx]``, built
+    when a batch needs them. At 256 x 256 the whole training split's Φ inputs are ~31.5 GB
+    (float32, 3 channels); the split itself is uint8 buildings and measurements plus one
+    float32 gain channel."""
+    if model == "phi":
+        keys = ("missing", "tx", "gain") + (("measured",) if measured is None else ())
+    else:
+        keys = ("complete", "tx")
+    rows = {key: data[key][idx] for key in keys}
+    return model_inputs(model, rows, None if measured is None else measured[idx])
+
+
+def predict_split(net: nn.Module, model: str, data: dict[str, np.ndarray], device: torch.device,
+                  batch: int = 64) -> np.ndarray:
+    """:func:`predict` on a split's inputs, built ``batch`` rows at a time."""
+    n = len(data["tx"])
+    return np.concatenate([predict(net, batch_inputs(model, data, np.arange(i, min(i + batch, n))),
+                                   device, batch) for i in range(0, n, batch)])
+
+
 def in_channels(model: str) -> int:
     return 3 if model == "phi" else 2
 
@@ -57,9 +79,18 @@ def predict(net: nn.Module, x: np.ndarray, device: torch.device, batch: int = 64
     return np.concatenate(out)
 
 
-def rmse(pred: np.ndarray, gain: np.ndarray) -> float:
-    """Root mean squared error over every pixel (RadioUNet's measure)."""
-    return float(np.sqrt(np.mean((np.asarray(pred, np.float64) - gain) ** 2)))
+def rmse(pred: np.ndarray, gain: np.ndarray, chunk: int = 256) -> float:
+    """Root mean squared error over every pixel (RadioUNet's measure), in float64.
+
+    The squared errors are computed ``chunk`` maps at a time into one float64 array (not
+    three float64 temporaries of the whole split: ~14 GB for RadioMapSeer's validation
+    maps); the mean runs over the same array, so the value is that of the one-line formula.
+    """
+    pred, gain = np.asarray(pred), np.asarray(gain)
+    squares = np.empty(np.broadcast_shapes(pred.shape, gain.shape), np.float64)
+    for i in range(0, len(squares), chunk):
+        np.square(np.asarray(pred[i: i + chunk], np.float64) - gain[i: i + chunk], out=squares[i: i + chunk])
+    return float(np.sqrt(np.mean(squares)))
 
 
 def _autocast(device: torch.device):
@@ -82,20 +113,19 @@ def train_model(model: str, features: Path, params: dict, seed: int, device: tor
                         fingerprint(model, params, seed, meta, train["gain"].shape),
                         {"features": features})
     state = ckpt.resume()
-    x_valid = model_inputs(model, valid)
     counts = tuple(meta["measurements"])  # as the test measurements
     batch = int(params["batch_size"])
     n = len(train["gain"])
     for epoch in progress(range(state.epoch, int(params["epochs"])), desc=f"train {model}", unit="epoch"):
         rng = epoch_rng(seed, epoch)
         order = rng.permutation(n)
+        # uint8 maps: the float inputs are built per batch (batch_inputs), not for the split
         measured = draw_measurements(train["complete"], train["tx"], counts, rng) if model == "phi" else None
-        x_train = model_inputs(model, train, measured)
         net.train()
         total = 0.0
         for i in range(0, n, batch):
             idx = order[i: i + batch]
-            xb = torch.from_numpy(x_train[idx]).to(device)
+            xb = torch.from_numpy(batch_inputs(model, train, idx, measured)).to(device)
             yb = torch.from_numpy(train["gain"][idx]).to(device).unsqueeze(1)
             with _autocast(device):
                 loss = nn.functional.mse_loss(net(xb).float(), yb)
@@ -106,7 +136,7 @@ def train_model(model: str, features: Path, params: dict, seed: int, device: tor
             state.step += 1
             total += value * len(idx)
         sched.step()
-        score = rmse(predict(net, x_valid, device), valid["gain"])
+        score = rmse(predict_split(net, model, valid, device), valid["gain"])
         state.epoch = epoch + 1
         state.history.append({"epoch": epoch + 1, "train_mse": total / n, "valid_rmse": score})
         best = state.improved(score)
