@@ -15,7 +15,7 @@ been run on a GPU. Totals are given for the per-note RDE at the paper's 10⁶ st
 ``--rde-steps`` (the converging schedule's count, see benchmarks/bench_rde_steps.py).
 
 Usage: python benchmarks/bench_paper_costs.py [--out benchmarks/results/paper_costs.json]
-       [--rde-steps 2000] [--class-steps 400] [--only nsynth_classifier ...] [--quick]
+       [--rde-steps 2000] [--class-steps 400] [--only nsynth_classifier ...] [--reuse OLD.json] [--quick]
 """
 
 from __future__ import annotations
@@ -80,6 +80,9 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=60.0, help="seconds of timing per workload at most")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", nargs="*", help="workloads to measure (default: all)")
+    ap.add_argument("--reuse", type=Path,
+                    help="a previous output: its measured workloads are kept (only the missing ones are "
+                         "measured) and the totals recomputed, e.g. for other --rde-steps")
     ap.add_argument("--quick", action="store_true", help="tiny batches: checks the script runs")
     args = ap.parse_args()
     os.environ.setdefault("GENEX_NO_PROGRESS", "1")
@@ -88,7 +91,16 @@ def main() -> None:
     device = torch.device("cpu")
     names = args.only or list(WORKLOADS)
     measured = {}
+    if args.reuse:
+        import json
+        previous = json.loads(args.reuse.read_text())
+        measured = {k: v for k, v in previous["workloads"].items() if k in names}
+        for name in measured:  # the estimate follows this run's assumed constants
+            measured[name]["gpu_estimate"] = gpu_estimate(name, measured[name]["flops"],
+                                                          measured[name]["aten_ops"], args)
     for name in names:
+        if name in measured:
+            continue
         w = WORKLOADS[name]
         div = 1 if args.quick else w.cpu_div
         step = w.make(device, args.quick, div)
@@ -120,7 +132,8 @@ def main() -> None:
     results = {
         "ESTIMATE": "GPU hours are estimates from CPU-counted FLOPs/operators and the assumed "
                     "constants below, not measured on a GPU",
-        "device_measured": f"cpu x{os.cpu_count()}", "threads": args.threads, "loadavg": os.getloadavg(),
+        "device_measured": f"cpu x{os.cpu_count()}", "threads": args.threads,
+        "loadavg": previous["loadavg"] if args.reuse else os.getloadavg(),
         "quick": args.quick,
         "assumptions": {"dataset_sizes": DATASET_SIZES, "gpu": "one H100 SXM",
                         "peak_flop_s": PEAK, "sustained_share_half": args.sustained_half,

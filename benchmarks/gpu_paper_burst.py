@@ -40,7 +40,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from paper_workloads import WORKLOADS, rule_steps  # noqa: E402
+from paper_workloads import DATASET_SIZES, WORKLOADS, rule_steps  # noqa: E402
 
 from genex.pipeline.io import write_json  # noqa: E402
 
@@ -205,7 +205,8 @@ def main() -> None:
     started = time.perf_counter()
     results = {"device": str(device), "quick": args.quick, "torch": torch.__version__,
                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{os.cpu_count()}",
-               "steps_cap": args.steps, "seconds_cap": args.seconds}
+               "steps_cap": args.steps, "seconds_cap": args.seconds,
+               "assumed_dataset_sizes": DATASET_SIZES}  # what the paper-schedule step counts rest on
     results["dag"] = ({"skipped": "--skip-dag"} if args.skip_dag
                       else smoke_dag(args.device, args.dag_timeout, args.cores, args.keep))
     names = args.only or list(WORKLOADS)

@@ -260,8 +260,9 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
 
 
 def rule_steps(rde_steps: int, class_steps: int) -> dict[str, list[tuple[str, float]]]:
-    """Per rule, ``[(workload, steps)]`` at the paper profile (config/paper.yaml), with the
-    per-note RDE at ``rde_steps`` and the per-class query at ``class_steps``."""
+    """Per rule (``rule[job]`` where a rule runs several jobs), ``[(workload, steps)]`` at the
+    paper profile (config/paper.yaml), with the per-note RDE at ``rde_steps`` and the
+    per-class query at ``class_steps``."""
     d = DATASET_SIZES
     nsynth_epoch = math.ceil(d["nsynth_train_notes"] / 128)
     maps_epoch = math.ceil(d["maps_train_frames"] / 256)
@@ -270,19 +271,23 @@ def rule_steps(rde_steps: int, class_steps: int) -> dict[str, list[tuple[str, fl
     pursuit_maps = 20 * 2 * 10 * d["radio_candidates"] * 3 * 8
     return {
         "nsynth_train_classifier": [("nsynth_classifier", 50 * nsynth_epoch)],
-        "nsynth_train_classifier_ablation": [("nsynth_classifier", 50 * nsynth_epoch)],
+        "nsynth_train_classifier[ablation]": [("nsynth_classifier", 50 * nsynth_epoch)],
         "nsynth_train_inpainter": [("nsynth_inpainter", 200 * nsynth_epoch)],
         "nsynth_explain_notes": [("nsynth_rde_notes", 2 * rde_steps)],       # concrete + l1
-        "nsynth_explain_classes": [("nsynth_rde_classes", 2 * class_steps)],  # Φ and the ablation Φ
-        "nsynth_evaluate": [("nsynth_rde_sanity", rde_steps)],
+        # Φ's and the ablation Φ's Table 1 (the exact vertices, forward only, are not counted)
+        "nsynth_explain_classes": [("nsynth_rde_classes", class_steps)],
+        "nsynth_explain_classes[ablation]": [("nsynth_rde_classes", class_steps)],
+        "nsynth_evaluate": [("nsynth_rde_sanity", rde_steps)],  # the re-initialised-Φ sanity check
         "piano_train_inn": [("piano_inn", 512 * 2048)],
-        "piano_train_smoother": [("piano_gru", 100 * 12232), ("piano_lstm", 100 * 12232),
-                                 ("piano_bigru", 100 * 12232)],
+        "piano_train_smoother[gru]": [("piano_gru", 100 * 12232)],
+        "piano_train_smoother[lstm]": [("piano_lstm", 100 * 12232)],
+        "piano_train_smoother[bigru]": [("piano_bigru", 100 * 12232)],
         "piano_train_cnn": [("piano_cnn", 100 * maps_epoch)],
         "vocal_train_detector": [("vocal_detector", 20 * 32000 // 32)],
         "vocal_train_gan": [("vocal_gan", 25 * 64000 // 64)],
-        "vocal_explain": [("vocal_am", 1000)],
-        "radio_train": [("radio_phi", 50 * radio_epoch), ("radio_phi_gt", 50 * radio_epoch)],
+        "vocal_activation_max": [("vocal_am", 1000)],
+        "radio_train[phi]": [("radio_phi", 50 * radio_epoch)],
+        "radio_train[phi_gt]": [("radio_phi_gt", 50 * radio_epoch)],
         "radio_explain": [("radio_pursuit", pursuit_maps / 64)],
     }
 
