@@ -20,14 +20,15 @@ classifier Φ and inpainting GAN; ``--run``, read only):
   constant lr 1e-4 for ``--paper-steps`` (no proxy needed: the optimum is exact).
 
 Usage: python benchmarks/bench_rde_steps.py [--run /work/vF] [--out benchmarks/results/rde_steps.json]
-       [--budgets 150 300 600 1200] [--class-budgets 50 100 200 300 600] [--quick]
+       [--budgets 50 100 200] [--reference-steps 4000] [--class-budgets 50 100 200 400]
+       [--part notes|classes|both] [--quick]
+       python benchmarks/bench_rde_steps.py --merge A.json B.json --out merged.json   (parallel parts)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -81,20 +82,29 @@ def per_note(model, inpainter, x, budgets, reference_steps: int, paper_steps: in
     out = {"notes": int(x.shape[0]), "lam": PAPER["lam"], "n_samples": PAPER["n_samples"],
            "temperature": PAPER["temperature"], "lr_cosine": 0.5, "warmup": 0.1}
     out["initial_objective"] = run(0, 0.5, "cosine")["objective"]
-    out["reference"] = {"steps": reference_steps, **run(reference_steps, 0.5, "cosine")}
-    ref = out["reference"]["objective"]
+    if reference_steps:
+        out["reference"] = {"steps": reference_steps, **run(reference_steps, 0.5, "cosine")}
     out["cosine"] = {str(n): run(n, 0.5, "cosine") for n in budgets}
-    within = [n for n in budgets if out["cosine"][str(n)]["objective"] <= ref + 0.01 * abs(ref)]
-    out["cosine_steps_to_1pct"] = within[0] if within else None
-    out["paper_constant_lr_1e-5"] = {"steps": paper_steps, **run(paper_steps, PAPER["lr"], "constant")}
-    proxy_steps = 1000
-    proxy_lr = PAPER["lr"] * PAPER["steps"] / proxy_steps
-    out["paper_proxy_same_lr_x_steps"] = {"steps": proxy_steps, "lr": proxy_lr,
-                                          "note": "PROXY of 10^6 steps at lr 1e-5 (same lr*steps)",
-                                          **run(proxy_steps, proxy_lr, "constant")}
-    proxy = out["paper_proxy_same_lr_x_steps"]["objective"]
-    reach = [n for n in budgets if out["cosine"][str(n)]["objective"] <= proxy + 0.01 * abs(proxy)]
-    out["cosine_steps_to_paper_proxy"] = reach[0] if reach else None
+    if paper_steps:
+        out["paper_constant_lr_1e-5"] = {"steps": paper_steps, **run(paper_steps, PAPER["lr"], "constant")}
+        proxy_steps = 1000
+        proxy_lr = PAPER["lr"] * PAPER["steps"] / proxy_steps
+        out["paper_proxy_same_lr_x_steps"] = {"steps": proxy_steps, "lr": proxy_lr,
+                                              "note": "PROXY of 10^6 steps at lr 1e-5 (same lr*steps)",
+                                              **run(proxy_steps, proxy_lr, "constant")}
+    return criteria(out)
+
+
+def criteria(out: dict) -> dict:
+    """The first cosine budget within 1 % of the long reference run (and of the proxy of
+    the paper's constant schedule), where those were run."""
+    budgets = sorted(int(n) for n in out.get("cosine", {}))
+    for key, name in (("reference", "cosine_steps_to_1pct"),
+                      ("paper_proxy_same_lr_x_steps", "cosine_steps_to_paper_proxy")):
+        if key in out:
+            ref = out[key]["objective"]
+            within = [n for n in budgets if out["cosine"][str(n)]["objective"] <= ref + 0.01 * abs(ref)]
+            out[name] = within[0] if within else None
     return out
 
 
@@ -132,30 +142,58 @@ def per_class(model, inpainter, x, y, n_families, budgets, class_lr, paper_steps
     out["cosine"] = {str(n): run(n, class_lr, "cosine") for n in budgets}
     within = [n for n in budgets if out["cosine"][str(n)]["objective"] <= best + 0.01 * abs(best)]
     out["cosine_steps_to_1pct"] = within[0] if within else None
-    out["paper_constant_lr_1e-4"] = {"steps": paper_steps, **run(paper_steps, PAPER["class_lr"], "constant")}
+    if paper_steps:
+        out["paper_constant_lr_1e-4"] = {"steps": paper_steps, **run(paper_steps, PAPER["class_lr"], "constant")}
     return out
+
+
+def merge(paths: list[Path]) -> dict:
+    """One result from several ``--part``/budget runs on the same notes (parallel processes)."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    merged = {k: v for k, v in parts[0].items() if k not in ("per_note", "per_class")}
+    merged["merged_from"] = [str(p) for p in paths]
+    merged["seconds"] = max(p.get("seconds", 0) for p in parts)
+    for key in ("per_note", "per_class"):
+        found = [p[key] for p in parts if key in p]
+        if found:
+            combined = {}
+            for one in found:
+                cos = {**combined.get("cosine", {}), **one.get("cosine", {})}
+                combined.update(one)
+                combined["cosine"] = cos
+            if key == "per_class":
+                best, cos = combined["optimum_objective"], combined["cosine"]
+                within = sorted(int(n) for n in cos if cos[n]["objective"] <= best + 0.01 * abs(best))
+                combined["cosine_steps_to_1pct"] = within[0] if within else None
+            merged[key] = criteria(combined) if key == "per_note" else combined
+    return merged
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="/work/vF", help="a finished default-profile run (read only)")
     ap.add_argument("--out", default="benchmarks/results/rde_steps.json")
-    ap.add_argument("--budgets", type=int, nargs="+", default=[100, 200, 400])
+    ap.add_argument("--budgets", type=int, nargs="*", default=[50, 100, 200])
     ap.add_argument("--class-budgets", type=int, nargs="+", default=[50, 100, 200, 400])
     ap.add_argument("--class-lr", type=float, default=0.2, help="cosine peak lr (default profile's)")
     ap.add_argument("--class-notes", type=int, default=2, help="notes per family, per-class query")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: a shared, loaded machine)")
-    ap.add_argument("--reference-steps", type=int, default=8000, help="the long cosine run (20x 400)")
+    ap.add_argument("--reference-steps", type=int, default=4000,
+                    help="the long cosine run (20x the largest budget; 0: not run)")
     ap.add_argument("--notes", type=int, default=11, help="per-note test notes (spread over the families)")
     ap.add_argument("--paper-steps", type=int, default=1000,
-                    help="steps of the paper's constant lr actually run (10^6 do not fit a CPU)")
+                    help="steps of the paper's constant lr actually run (10^6 do not fit a CPU; 0: neither it nor the proxy)")
     ap.add_argument("--class-paper-steps", type=int, default=200,
                     help="steps of the paper's constant lr 1e-4 run for the per-class query")
     ap.add_argument("--part", choices=("notes", "classes", "both"), default="both",
                     help="measure the per-note or the per-class query only (e.g. in two processes)")
+    ap.add_argument("--merge", type=Path, nargs="+", help="merge these outputs into --out and stop")
     ap.add_argument("--quick", action="store_true", help="tiny budgets: checks the script runs")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.merge:
+        write_json(args.out, merge(args.merge))
+        return
     if args.quick:
         args.budgets, args.class_budgets, args.reference_steps, args.paper_steps = [2, 4], [2, 4], 8, 3
         args.class_paper_steps = 3
