@@ -15,7 +15,7 @@ been run on a GPU. Totals are given for the per-note RDE at the paper's 10⁶ st
 ``--rde-steps`` (the converging schedule's count, see benchmarks/bench_rde_steps.py).
 
 Usage: python benchmarks/bench_paper_costs.py [--out benchmarks/results/paper_costs.json]
-       [--rde-steps 2000] [--class-steps 400] [--only nsynth_classifier ...] [--reuse OLD.json] [--quick]
+       [--rde-steps 10000] [--class-steps 5000] [--only nsynth_classifier ...] [--reuse OLD.json] [--quick]
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def gpu_estimate(name: str, flops: float, ops: int, args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="benchmarks/results/paper_costs.json")
-    ap.add_argument("--rde-steps", type=int, default=2000, help="per-note RDE steps with the cosine schedule")
-    ap.add_argument("--class-steps", type=int, default=400, help="per-class RDE steps with the cosine schedule")
+    ap.add_argument("--rde-steps", type=int, default=10000, help="per-note RDE steps with the cosine schedule")
+    ap.add_argument("--class-steps", type=int, default=5000, help="per-class RDE steps with the cosine schedule")
     ap.add_argument("--sustained-half", type=float, default=0.3,
                     help="ASSUMED share of the bf16/fp16 peak sustained by these convnets")
     ap.add_argument("--sustained-fp32", type=float, default=0.3,
