@@ -103,7 +103,8 @@ def bursts(names, device, steps, seconds, quick) -> dict:
         r = results[name]
         print(f"{name}: " + (r["error"] if "error" in r else
               f"{r['steps']} steps in {r['seconds']:.1f} s = {r['steps_per_s']:.2f} steps/s, "
-              f"peak GPU {r.get('peak_gpu_mb', 0):.0f} MB, RSS {r['rss_mb']:.0f} MB"), flush=True)
+              + (f"peak GPU {r['peak_gpu_mb']:.0f} MB, " if "peak_gpu_mb" in r else "")
+              + f"RSS {r['rss_mb']:.0f} MB"), flush=True)
     return results
 
 
