@@ -34,3 +34,24 @@ def test_radio_building_sensitivity_is_skipped_with_its_reason_on_radiomapseer(t
     assert "not radio-sim's" in summary["skipped"]
     blocks = _physics_blocks({"building_sensitivity": {**summary, "threshold": 0.1, "min_pixels": 4, "k": 2}})
     assert [b["type"] for b in blocks] == ["text"] and "skipped" in blocks[0]["text"]
+
+
+def test_fake_jamendo_is_read_in_its_real_layout_and_its_features_resampled(tmp_path):
+    """Jamendo as `genex download jamendo` unpacks it: ogg and mp3 at 44.1 kHz stereo, names with
+    spaces; the vocal features resample to 22.05 kHz and label every frame from the .lab files."""
+    from pathlib import Path
+
+    from genex.studies.vocal.data import read_vocal
+    from genex.studies.vocal.features import extract
+
+    root = paper_format.jamendo(tmp_path / "jamendo")
+    corpus = read_vocal(root)
+    assert {Path(p).suffix for p in corpus["audio_path"]} == {".ogg", ".mp3"}
+    assert any(" " in song for song in corpus["song"]) and list(corpus["split"]).count("test") == 1
+    out = tmp_path / "features"
+    out.mkdir()
+    summary = extract(root, out, {})
+    frames = summary["splits"]["test"]["frames"]
+    assert abs(frames - 4.0 * 70) <= 2, frames  # 4 s at 70 fps, whatever the file's rate
+    for split in ("train", "valid", "test"):
+        assert 0 < summary["splits"][split]["sing_share"] < 1
