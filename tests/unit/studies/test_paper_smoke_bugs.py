@@ -31,7 +31,7 @@ def test_radio_building_sensitivity_is_skipped_with_its_reason_on_radiomapseer(t
     result = building_sensitivity(root, "DPM", ids, 32, Flat(), Flat(), {"maps": 2}, seed=0)
     summary = result["summary"]
     assert summary["buildings"] == 0 and result["buildings"] == []
-    assert "not radio-sim's" in summary["skipped"]
+    assert "not this simulator's" in summary["skipped"]
     blocks = _physics_blocks({"building_sensitivity": {**summary, "threshold": 0.1, "min_pixels": 4, "k": 2}})
     assert [b["type"] for b in blocks] == ["text"] and "skipped" in blocks[0]["text"]
 
