@@ -12,7 +12,7 @@ CORES ?= all
 PYTEST_ARGS ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help run test test-full test-slurm test-remotes setup system-packages repro push pull lint clean
+.PHONY: help run test test-full test-paper-smoke test-slurm test-remotes setup system-packages repro push pull lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -25,6 +25,9 @@ test: setup  ## set up, then run the fast tier: unit tests, no DAG runs (tiny pr
 
 test-full: test $(REMOTES_STAMP)  ## the fast tier, then the DAG runs and slow tests (reruns, kill/resume, DVC, SSH/S3 remotes)
 	$(BIN)/pytest -m '(slow or pipeline) and not slurm' $(PYTEST_ARGS)
+
+test-paper-smoke: setup  ## the paper profile's whole DAG on tiny fake datasets in the real layouts, on CPU (part of test-full)
+	$(BIN)/pytest -m 'pipeline or slow' tests/pipeline/test_paper_smoke.py $(PYTEST_ARGS)
 
 test-slurm: setup  ## the tiny DAG on a one-node SLURM cluster on localhost (root, Debian)
 	$(BIN)/pytest -m slurm tests/pipeline/test_slurm.py $(PYTEST_ARGS)

@@ -11,6 +11,12 @@ only the layout, file formats and sample rates are the real sets'. Written so fa
 * RadioMapSeer: ``png/buildings_complete/{m}.png``, ``png/buildings_missing{k}/{v}/{m}.png``,
   ``png/antennas/{m}_{tx}.png``, ``gain/DPM/{m}_{tx}.png`` (256 x 256, 8-bit grey) and
   ``antenna/{m}.json`` ([x, y] = [column, row]); maps numbered from 1, as RadioUNet reads them
+* Jamendo (as unpacked by ``genex download jamendo``): ``audio/<song>.{ogg,mp3}`` (44.1 kHz
+  stereo, names with spaces, dots and accents), ``labels/<song>.lab`` (``start end sing|nosing``)
+  and ``filelists/{train,valid,test}`` (audio file names)
+
+:func:`write_all` writes all five into one folder and returns the ``datasets.<name>.path``
+config that reads them in place (the ``paper-smoke`` profile's test and benchmark use it).
 """
 
 from __future__ import annotations
@@ -182,3 +188,71 @@ def radiomapseer(root: Path, maps: int = 4, transmitters: int = 2, size: int = 2
         (Path(root) / "antenna").mkdir(parents=True, exist_ok=True)
         (Path(root) / "antenna" / f"{m}.json").write_text(json.dumps(positions))
     return Path(root)
+
+
+JAMENDO_RATE = 44100
+JAMENDO_SONGS = (  # split, audio file name: Jamendo's "<artist> - <title>" names, ogg and mp3
+    ("train", "01 - 01 Les Jardins Japonais.ogg"), ("train", "Arse Tarie - 03 - St. Élan.mp3"),
+    ("train", "05 - Elles disent.ogg"), ("valid", "Brad Sucks - Dropping out of school.ogg"),
+    ("test", "04 - You Are.mp3"),
+)
+
+
+def _song(sung: list[tuple[float, float]], seconds: float, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A chord pad throughout and a vibrato "voice" (harmonics, formant-like tilt) where sung."""
+    t = np.arange(int(seconds * rate)) / rate
+    pad = sum(0.05 * np.sin(2 * np.pi * f * t) for f in (110.0, 138.6, 164.8))
+    voice = np.zeros_like(t)
+    f0 = 220.0 * (1 + 0.01 * np.sin(2 * np.pi * 5.5 * t))
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    for a, b in sung:
+        inside = (t >= a) & (t < b)
+        voice[inside] = sum(0.2 / k * np.sin(k * phase[inside]) for k in range(1, 8))
+    return pad + voice + 0.005 * rng.standard_normal(len(t))
+
+
+def jamendo(root: Path, seconds: float = 4.0, seed: int = 0) -> Path:
+    """Jamendo's layout as ``genex download jamendo`` unpacks it: ``audio/`` (ogg and mp3 at
+    44.1 kHz stereo, as the corpus), ``labels/<song>.lab`` and ``filelists/<split>``."""
+    from genex.studies.vocal.data import song_name, write_lab
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    (root / "filelists").mkdir(parents=True, exist_ok=True)
+    lists: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
+    for i, (split, name) in enumerate(JAMENDO_SONGS):
+        start = round(float(rng.uniform(0.3, 1.0)), 3)  # each song has both labels
+        end = round(float(start + rng.uniform(1.0, seconds - start - 0.5)), 3)
+        mono = _song([(start, end)], seconds, JAMENDO_RATE, rng)
+        stereo = np.stack([mono, 0.9 * mono], axis=1).astype(np.float32)
+        path = root / "audio" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        import soundfile as sf
+
+        if path.suffix == ".mp3":
+            sf.write(str(path), stereo, JAMENDO_RATE, format="MP3", subtype="MPEG_LAYER_III")
+        else:
+            sf.write(str(path), stereo, JAMENDO_RATE, format="OGG", subtype="VORBIS")
+        write_lab(root / "labels" / f"{song_name(name)}.lab",
+                  [(0.0, start, "nosing"), (start, end, "sing"), (end, seconds, "nosing")])
+        lists[split].append(name)
+    for split, names in lists.items():
+        (root / "filelists" / split).write_text("".join(f"{n}\n" for n in names))
+    return root
+
+
+def write_all(root: Path) -> dict:
+    """All five fake datasets under ``root`` (one folder each), as small as the paper profile's
+    readers and steps allow; returns ``{"datasets": {name: {"path": folder}}}``, the overlay
+    that makes the ``paper`` profile read them in place (MAPS rather than MAESTRO for piano,
+    as the paper profile does when ``datasets.maps.path`` is set)."""
+    root = Path(root)
+    folders = {
+        "nsynth": nsynth(root / "nsynth", notes_per_split=11),  # every family in every split
+        "maps": maps(root / "MAPS"),
+        "maestro": maestro(root / "maestro-v3.0.0"),
+        "jamendo": jamendo(root / "jamendo"),
+        "radiomapseer": radiomapseer(root / "RadioMapSeer"),
+    }
+    return {"datasets": {name: {"path": str(folder)} for name, folder in folders.items()}}

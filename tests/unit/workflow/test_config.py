@@ -32,13 +32,15 @@ def load(name: str) -> dict:
 
 
 def profile(name: str) -> dict:
+    """config.yaml with the overlays ``name`` lists, in order (``paper.yaml+paper-smoke.yaml``)."""
     config = load("config.yaml")
-    if name != "config.yaml":
-        update_config(config, load(name))
+    for overlay in name.split("+"):
+        if overlay != "config.yaml":
+            update_config(config, load(overlay))
     return config
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "tiny.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "tiny.yaml", "paper.yaml", "paper.yaml+paper-smoke.yaml"])
 def test_every_profile_validates(name):
     validate(profile(name), str(SCHEMA))
 
@@ -81,7 +83,7 @@ def test_wrong_type_is_rejected():
         jsonschema.validate(config, yaml.safe_load(SCHEMA.read_text()))
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "tiny.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "tiny.yaml", "paper.yaml", "paper.yaml+paper-smoke.yaml"])
 def test_defaults_are_filled_as_snakemake_fills_them(name):
     """The workflow fills defaults itself (the schema is completed from the registry first):
     every key but the registry's sources comes out as Snakemake's validate makes it."""

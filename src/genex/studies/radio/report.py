@@ -216,6 +216,8 @@ def _physics_blocks(m: dict) -> list[dict]:
                                  f"(max {_f(lo['locality_max_change_near_tx']['reference'])})",
                                  _f(lo["seconds_per_tx"]["reference"])]]})
     se = m.get("building_sensitivity")
+    if se and se.get("skipped"):
+        blocks.append({"type": "text", "text": f"**Building sensitivity** {se['skipped']}."})
     if se and se.get("buildings"):
         rows = []
         for model in ("phi_gt", "phi_no_measurements"):
