@@ -11,6 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+GIT = ["git", "-c", "user.name=genex-test", "-c", "user.email=test@genex.invalid"]
 
 
 # with every .gitignore of resources/ and results/: what git must not track is DVC's to share

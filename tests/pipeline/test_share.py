@@ -13,9 +13,8 @@ import shutil
 
 import pytest
 import yaml
-from helpers.workflow import REPO, run, workflow_copy
+from helpers.workflow import GIT, REPO, run, workflow_copy
 
-GIT = ["git", "-c", "user.name=genex-test", "-c", "user.email=test@genex.invalid"]
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:
