@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -44,7 +45,7 @@ log = logging.getLogger("genex.pipeline.training")
 
 Batch = TypeVar("Batch")
 
-__all__ = ["EpochLosses", "Loop", "autocast", "fit"]
+__all__ = ["EpochLosses", "Loop", "autocast", "fit", "index_batches"]
 
 
 def autocast(device: torch.device, enabled: bool = True):
@@ -52,6 +53,16 @@ def autocast(device: torch.device, enabled: bool = True):
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def index_batches(order: np.ndarray, size: int, full: bool = False, limit: int | None = None) -> list[np.ndarray]:
+    """``order`` (an epoch's permutation, or ``arange`` for evaluation) cut into batches of
+    ``size``: the last one shorter, or with ``full`` only full batches (at least one, so a set
+    smaller than a batch still trains); at most ``limit`` batches when given (0 = all)."""
+    count = max(1, len(order) // size) if full else -(-len(order) // size)
+    if limit:
+        count = min(count, int(limit))
+    return [order[i * size:(i + 1) * size] for i in range(count)]
 
 
 @dataclass

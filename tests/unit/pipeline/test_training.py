@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -143,3 +144,15 @@ def test_mixed_precision_is_bf16_on_cuda_and_off_when_a_trainer_opts_out():
         assert layer(x).dtype == torch.bfloat16
     with Loop(torch.device("cuda"), state=None, amp=False).autocast():
         assert layer(x).dtype == torch.float32
+
+
+def test_index_batches_cut_an_order_into_batches_full_ones_or_with_a_shorter_last():
+    from genex.pipeline.training import index_batches
+
+    order = np.arange(10)[::-1]
+    assert [b.tolist() for b in index_batches(order, 4)] == [[9, 8, 7, 6], [5, 4, 3, 2], [1, 0]]
+    assert [len(b) for b in index_batches(order, 4, full=True)] == [4, 4]
+    assert [len(b) for b in index_batches(order, 4, full=True, limit=1)] == [4]
+    assert [len(b) for b in index_batches(order, 4, limit=0)] == [4, 4, 2]  # 0: no limit
+    assert [len(b) for b in index_batches(order[:3], 4, full=True)] == [3]  # a small set still trains
+    assert index_batches(order[:0], 4) == []

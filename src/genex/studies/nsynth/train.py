@@ -8,7 +8,6 @@ end and keeps the best epoch on the validation split.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +18,11 @@ from torch.nn import functional as F
 from genex.xai.frechet import frechet_distance
 from genex.studies.nsynth.models import Critic, Inpainter, InstrumentCNN
 from genex.pipeline.checkpoint import Checkpointer, TrainState, epoch_rng, fingerprint
-from genex.pipeline.training import EpochLosses, Loop, autocast, fit
+from genex.pipeline.training import EpochLosses, Loop, autocast, fit, index_batches
 
-log = logging.getLogger("genex.nsynth")
 
 __all__ = ["train_classifier", "train_inpainter", "random_masks", "evaluate_classifier",
            "confusion_matrix"]
-
-
-def _batches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    return [order[i: i + batch_size] for i in range(0, n, batch_size)]
 
 
 @torch.no_grad()
@@ -38,7 +31,7 @@ def evaluate_classifier(model: nn.Module, x: Tensor, y: Tensor, device: torch.de
     """Mean cross-entropy and accuracy of ``model`` on ``(x, y)`` in eval mode."""
     model.eval()
     loss, correct = 0.0, 0
-    for idx in _batches(len(x), batch_size, None):
+    for idx in index_batches(np.arange(len(x)), batch_size):
         xb, yb = x[idx].to(device), y[idx].to(device)
         out = model(xb).float()
         loss += float(F.cross_entropy(out, yb, reduction="sum"))
@@ -77,7 +70,7 @@ def train_classifier(data: dict, params: dict, seed: int, device: torch.device,
     def batches(epoch: int):
         # the augmentation generator and the order both start from the epoch's own generator
         gen = torch.Generator().manual_seed(int(epoch_rng(seed, epoch).integers(2**31)))
-        for idx in _batches(len(x_tr), params["batch_size"], epoch_rng(seed, epoch)):
+        for idx in index_batches(epoch_rng(seed, epoch).permutation(len(x_tr)), params["batch_size"]):
             yield idx, gen
 
     def step(batch, loop: Loop) -> dict[str, float]:
@@ -115,7 +108,7 @@ def confusion_matrix(model: nn.Module, x: Tensor, y: Tensor, n_classes: int,
     """``counts[true][predicted]`` of ``model`` on ``(x, y)`` (eval mode)."""
     model.eval()
     counts = torch.zeros(n_classes, n_classes, dtype=torch.long)
-    for idx in _batches(len(x), batch_size, None):
+    for idx in index_batches(np.arange(len(x)), batch_size):
         pred = model(x[idx].to(device)).argmax(1).cpu()
         counts.index_put_((y[idx].long(), pred), torch.ones(len(idx), dtype=torch.long),
                           accumulate=True)
@@ -177,7 +170,7 @@ def inpainting_frechet(inpainter: Inpainter, classifier: InstrumentCNN, x: Tenso
     rng = np.random.default_rng([seed, 7])
     gen = torch.Generator().manual_seed(seed)
     real, fake = [], []
-    for idx in _batches(len(x), batch_size, None):
+    for idx in index_batches(np.arange(len(x)), batch_size):
         xb = x[idx]
         mask = torch.from_numpy((rng.random(xb.shape) < keep).astype(np.float32))
         noise = torch.randn(len(idx), inpainter.noise_dim, generator=gen)
@@ -211,7 +204,7 @@ def train_inpainter(data: dict, classifier: InstrumentCNN, params: dict, seed: i
     def batches(epoch: int):
         rng = epoch_rng(seed, epoch)
         noise_gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
-        for idx in _batches(len(x_tr), params["batch_size"], rng):
+        for idx in index_batches(rng.permutation(len(x_tr)), params["batch_size"]):
             # drawn batch by batch, after the order: the order of draws from rng is the contract
             mask = random_masks(len(idx), length, rng, params["channel_drop"])
             noise = torch.randn(len(idx), gen_net.noise_dim, generator=noise_gen)

@@ -10,7 +10,6 @@ model is written atomically.
 from __future__ import annotations
 
 import hashlib
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +22,8 @@ from genex.studies.piano.framewise import framewise_prf_pieces
 from genex.studies.piano.inn import PianoINN, inn_losses, make_optimizer
 from genex.studies.piano.models import FramewiseCNN, make_smoother, smoother_optimizer
 from genex.pipeline.checkpoint import Checkpointer, epoch_rng, fingerprint
-from genex.pipeline.training import EpochLosses, Loop, fit
+from genex.pipeline.training import EpochLosses, Loop, fit, index_batches
 from genex.pipeline import atomic_file, load_tensors, save_tensors
-
-log = logging.getLogger("genex.piano")
 
 
 # ----------------------------------------------------------------------------- model files
@@ -83,15 +80,6 @@ def resume_key(params: dict) -> dict:
     return {k: v for k, v in params.items() if k != "epochs"}
 
 
-def _batches(n_items: int, batch_size: int, limit: int | None, rng: np.random.Generator) -> list[np.ndarray]:
-    """This epoch's mini-batches: a permutation cut into full batches, at most ``limit``."""
-    order = rng.permutation(n_items)
-    count = max(1, n_items // batch_size)
-    if limit:
-        count = min(count, int(limit))
-    return [order[i * batch_size:(i + 1) * batch_size] for i in range(count)]
-
-
 @torch.no_grad()
 def encode_frames(model: PianoINN, x: np.ndarray, device: torch.device, batch: int = 4096) -> np.ndarray:
     """Outputs [z | yz-pad | y] [n, 256] of frames (eval mode, zero padding)."""
@@ -133,7 +121,8 @@ def train_inn(features: FrameSet, params: dict, seed: int, device: torch.device,
 
     def batches(epoch: int):
         rng = epoch_rng(seed, epoch)
-        order = _batches(len(x), int(params["batch_size"]), params.get("batches_per_epoch"), rng)
+        order = index_batches(rng.permutation(len(x)), int(params["batch_size"]), full=True,
+                              limit=params.get("batches_per_epoch"))
         gen = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
         # (epochs so far, counting this one's batches: the loss terms ramp in, indices, noise)
         return [(epoch + i / len(order), torch.as_tensor(idx, device=device), gen)
@@ -252,7 +241,8 @@ def train_cnn(features: FrameSet, params: dict, seed: int, device: torch.device,
     ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt}, fp, inputs)
 
     def batches(epoch: int):
-        order = _batches(len(x), int(params["batch_size"]), params.get("batches_per_epoch"), epoch_rng(seed, epoch))
+        order = index_batches(epoch_rng(seed, epoch).permutation(len(x)), int(params["batch_size"]), full=True,
+                              limit=params.get("batches_per_epoch"))
         return [torch.as_tensor(idx, device=device) for idx in order]
 
     def step(idx_t: torch.Tensor, loop: Loop) -> dict[str, float]:

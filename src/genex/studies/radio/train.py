@@ -11,7 +11,6 @@ stay in float32 and are deterministic.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +26,9 @@ from genex.studies.radio.features import (
 )
 from genex.studies.radio.models import build_model
 from genex.pipeline.checkpoint import Checkpointer, epoch_rng, fingerprint
-from genex.pipeline.training import EpochLosses, Loop, fit
+from genex.pipeline.training import EpochLosses, Loop, fit, index_batches
 from genex.pipeline import atomic_file, load_tensors, save_tensors
 
-log = logging.getLogger("genex.radio")
 MODELS = ("phi", "phi_gt")
 
 
@@ -88,8 +86,7 @@ def train_model(model: str, features: Path, params: dict, seed: int, device: tor
         order = rng.permutation(n)
         measured = draw_measurements(train["complete"], train["tx"], counts, rng) if model == "phi" else None
         x_train = model_inputs(model, train, measured)
-        for i in range(0, n, batch):
-            idx = order[i: i + batch]
+        for idx in index_batches(order, batch):
             yield torch.from_numpy(x_train[idx]), torch.from_numpy(train["gain"][idx]).unsqueeze(1)
 
     def step(batch: tuple[torch.Tensor, torch.Tensor], loop: Loop) -> dict[str, float]:

@@ -9,9 +9,7 @@ deterministically for a seed.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -19,9 +17,8 @@ import torch.nn.functional as F
 
 from genex.studies.vocal.features import SplitFeatures
 from genex.pipeline.checkpoint import Checkpointer, epoch_rng, fingerprint
-from genex.pipeline.training import EpochLosses, Loop, fit
+from genex.pipeline.training import EpochLosses, Loop, fit, index_batches
 
-log = logging.getLogger("genex.vocal")
 
 DETECTOR_DEFAULTS: dict = {
     "conv": [64, 32, 128, 64], "dense": [256, 64], "dropout": 0.5, "padding": 0,
@@ -32,12 +29,6 @@ GAN_DEFAULTS: dict = {
     "z_dim": 128, "g_width": 64, "d_width": 64, "epochs": 25, "batch": 64, "lr": 2e-4,
     "betas": [0.5, 0.999], "train_hop": 1, "excerpts_per_epoch": 0, "valid_samples": 512,
 }
-
-
-def batches(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    """Consecutive chunks of ``indices`` of at most ``size``."""
-    for start in range(0, len(indices), size):
-        yield indices[start:start + size]
 
 
 def epoch_indices(n: int, hop: int, per_epoch: int, seed: int, epoch: int) -> np.ndarray:
@@ -72,7 +63,7 @@ def predict(model, feats: SplitFeatures, idx: np.ndarray, frames: int, device: t
     """Detector logits of the excerpts ``idx`` of a split (eval mode)."""
     model.eval()
     out = [model(torch.from_numpy(feats.excerpts(b, frames)).to(device)).float().cpu()
-           for b in batches(np.asarray(idx), batch)]
+           for b in index_batches(np.asarray(idx), batch)]
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
@@ -94,7 +85,7 @@ def train_detector(train: SplitFeatures, valid: SplitFeatures, params: dict, poo
     def epoch_batches(epoch: int):
         order = epoch_indices(len(train.centres), p["train_hop"], p["excerpts_per_epoch"], seed, epoch)
         excerpts[epoch] = len(order)
-        return batches(order, p["batch"])
+        return index_batches(order, p["batch"])
 
     def step(b: np.ndarray, loop: Loop) -> dict[str, float]:
         x = torch.from_numpy(train.excerpts(b, frames)).to(device)
@@ -161,7 +152,7 @@ def train_gan(train: SplitFeatures, valid: SplitFeatures, params: dict, pool: tu
     def epoch_batches(epoch: int):
         order = epoch_indices(len(train.centres), p["train_hop"], p["excerpts_per_epoch"], seed, epoch)
         excerpts[epoch] = len(order)
-        return batches(order, p["batch"])
+        return index_batches(order, p["batch"])
 
     def step(b: np.ndarray, loop: Loop) -> dict[str, float] | None:
         if len(b) < 2:
