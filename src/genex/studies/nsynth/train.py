@@ -1,14 +1,13 @@
 """Training of the nsynth study's networks: the classifier Φ and the inpainting GAN.
 
-Both trainers follow the platform's resume contract (:mod:`genex.pipeline.checkpoint`): the
-epoch's order, masks and noise come from ``epoch_rng(seed, epoch)``, a checkpoint is
-written at every epoch end, and the best epoch on the validation split is kept.
+Both trainers run the pipeline's training loop (:func:`genex.pipeline.training.fit`) and fill
+its hooks: the epoch's order, masks and noise come from ``epoch_rng(seed, epoch)`` (the
+resume contract of :mod:`genex.pipeline.checkpoint`), the loop checkpoints at every epoch
+end and keeps the best epoch on the validation split.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,25 +17,12 @@ from torch.nn import functional as F
 
 from genex.xai.frechet import frechet_distance
 from genex.studies.nsynth.models import Critic, Inpainter, InstrumentCNN
-from genex.pipeline.checkpoint import Checkpointer, TrainState, epoch_rng, finite_loss, fingerprint
-from genex.pipeline import progress
+from genex.pipeline.checkpoint import Checkpointer, TrainState, epoch_rng, fingerprint
+from genex.pipeline.training import EpochLosses, Loop, autocast, fit, index_batches
 
-log = logging.getLogger("genex.nsynth")
 
-__all__ = ["train_classifier", "train_inpainter", "random_masks", "autocast", "evaluate_classifier",
+__all__ = ["train_classifier", "train_inpainter", "random_masks", "evaluate_classifier",
            "confusion_matrix"]
-
-
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA (mixed precision where safe), nothing on CPU (exact, deterministic)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def _batches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    return [order[i: i + batch_size] for i in range(0, n, batch_size)]
 
 
 @torch.no_grad()
@@ -45,7 +31,7 @@ def evaluate_classifier(model: nn.Module, x: Tensor, y: Tensor, device: torch.de
     """Mean cross-entropy and accuracy of ``model`` on ``(x, y)`` in eval mode."""
     model.eval()
     loss, correct = 0.0, 0
-    for idx in _batches(len(x), batch_size, None):
+    for idx in index_batches(np.arange(len(x)), batch_size):
         xb, yb = x[idx].to(device), y[idx].to(device)
         out = model(xb).float()
         loss += float(F.cross_entropy(out, yb, reduction="sum"))
@@ -79,40 +65,38 @@ def train_classifier(data: dict, params: dict, seed: int, device: torch.device,
         objects["ema"] = averaged
     ckpt = Checkpointer(checkpoints, objects,
                         fingerprint(params, seed, list(x_tr.shape), list(x_va.shape)), inputs)
-    state = ckpt.resume()
     smoothing = float(params.get("label_smoothing", 0.0))
-    for epoch in progress(range(state.epoch, params["epochs"]), desc="classifier",
-                          total=params["epochs"] - state.epoch, unit="epoch"):
-        model.train()
+
+    def batches(epoch: int):
+        # the augmentation generator and the order both start from the epoch's own generator
         gen = torch.Generator().manual_seed(int(epoch_rng(seed, epoch).integers(2**31)))
-        total = 0.0
-        for idx in _batches(len(x_tr), params["batch_size"], epoch_rng(seed, epoch)):
-            xb, yb = x_tr[idx].to(device), y_tr[idx].to(device)
-            xb = _augment(xb, params.get("gain_jitter", 0.0), params.get("shift_bins", 0),
-                          params.get("phase_dropout", 0.0), gen, params.get("freq_masks", 0),
-                          params.get("freq_mask_bins", 0))
-            with autocast(device):
-                loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=smoothing)
-            value = finite_loss(loss, state)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if averaged is not None:
-                averaged.update_parameters(model)
-            state.step += 1
-            total += value * len(idx)
-        sched.step()
+        for idx in index_batches(epoch_rng(seed, epoch).permutation(len(x_tr)), params["batch_size"]):
+            yield idx, gen
+
+    def step(batch, loop: Loop) -> dict[str, float]:
+        idx, gen = batch
+        xb, yb = x_tr[idx].to(device), y_tr[idx].to(device)
+        xb = _augment(xb, params.get("gain_jitter", 0.0), params.get("shift_bins", 0),
+                      params.get("phase_dropout", 0.0), gen, params.get("freq_masks", 0),
+                      params.get("freq_mask_bins", 0))
+        with loop.autocast():
+            loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=smoothing)
+        value = loop.update(loss, opt)
+        if averaged is not None:
+            averaged.update_parameters(model)
+        return {"loss": value}
+
+    def evaluate(epoch: int, losses: EpochLosses) -> tuple[float, dict]:
         judged = averaged.module if averaged is not None else model
         val_loss, val_acc = evaluate_classifier(judged, x_va, y_va, device)
-        state.epoch = epoch + 1
         # best = highest validation accuracy (the loss breaks ties): the number that matters
-        best = state.improved((1.0 - val_acc) + 1e-3 * val_loss)
-        state.history.append({"epoch": state.epoch, "train_loss": round(total / len(x_tr), 6),
-                              "valid_loss": round(val_loss, 6), "valid_accuracy": round(val_acc, 6)})
-        log.info("classifier epoch %d: train loss %.4f, valid loss %.4f, valid accuracy %.3f%s",
-                 state.epoch, total / len(x_tr), val_loss, val_acc, " (best)" if best else "")
-        ckpt.save(state, best=best)
-    ckpt.load_best()
+        return ((1.0 - val_acc) + 1e-3 * val_loss,
+                {"epoch": epoch + 1, "train_loss": round(losses.sums["loss"] / len(x_tr), 6),
+                 "valid_loss": round(val_loss, 6), "valid_accuracy": round(val_acc, 6)})
+
+    state = fit("classifier", epochs=params["epochs"], checkpointer=ckpt, device=device,
+                batches=batches, step=step, evaluate=evaluate, modules=[model], schedulers=[sched],
+                weight=lambda batch: len(batch[0]))
     if averaged is not None:
         model.load_state_dict(averaged.module.state_dict())
     return model.eval(), state
@@ -124,7 +108,7 @@ def confusion_matrix(model: nn.Module, x: Tensor, y: Tensor, n_classes: int,
     """``counts[true][predicted]`` of ``model`` on ``(x, y)`` (eval mode)."""
     model.eval()
     counts = torch.zeros(n_classes, n_classes, dtype=torch.long)
-    for idx in _batches(len(x), batch_size, None):
+    for idx in index_batches(np.arange(len(x)), batch_size):
         pred = model(x[idx].to(device)).argmax(1).cpu()
         counts.index_put_((y[idx].long(), pred), torch.ones(len(idx), dtype=torch.long),
                           accumulate=True)
@@ -186,7 +170,7 @@ def inpainting_frechet(inpainter: Inpainter, classifier: InstrumentCNN, x: Tenso
     rng = np.random.default_rng([seed, 7])
     gen = torch.Generator().manual_seed(seed)
     real, fake = [], []
-    for idx in _batches(len(x), batch_size, None):
+    for idx in index_batches(np.arange(len(x)), batch_size):
         xb = x[idx]
         mask = torch.from_numpy((rng.random(xb.shape) < keep).astype(np.float32))
         noise = torch.randn(len(idx), inpainter.noise_dim, generator=gen)
@@ -215,56 +199,45 @@ def train_inpainter(data: dict, classifier: InstrumentCNN, params: dict, seed: i
     ckpt = Checkpointer(checkpoints, {"generator": gen_net, "critic": critic, "opt_g": opt_g,
                                       "opt_d": opt_d},
                         fingerprint(params, seed, list(x_tr.shape), list(x_va.shape)), inputs)
-    state = ckpt.resume()
     classifier.eval()
-    for epoch in progress(range(state.epoch, params["epochs"]), desc="inpainter",
-                          total=params["epochs"] - state.epoch, unit="epoch"):
-        gen_net.train()
-        critic.train()
+
+    def batches(epoch: int):
         rng = epoch_rng(seed, epoch)
         noise_gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
-        sums = {"d": 0.0, "adv": 0.0, "rec": 0.0}
-        for idx in _batches(len(x_tr), params["batch_size"], rng):
-            xb = x_tr[idx].to(device)
-            mask = random_masks(len(idx), length, rng, params["channel_drop"]).to(device)
-            noise = torch.randn(len(idx), gen_net.noise_dim, generator=noise_gen).to(device)
-            losses = _gan_step(gen_net, critic, opt_g, opt_d, xb, mask, noise,
-                               params["recon_weight"], device, state)
-            for k, v in losses.items():
-                sums[k] += v * len(idx)
-            state.step += 1
+        for idx in index_batches(rng.permutation(len(x_tr)), params["batch_size"]):
+            # drawn batch by batch, after the order: the order of draws from rng is the contract
+            mask = random_masks(len(idx), length, rng, params["channel_drop"])
+            noise = torch.randn(len(idx), gen_net.noise_dim, generator=noise_gen)
+            yield idx, mask, noise
+
+    def step(batch, loop: Loop) -> dict[str, float]:
+        idx, mask, noise = batch
+        return _gan_step(gen_net, critic, opt_g, opt_d, x_tr[idx].to(device), mask.to(device),
+                         noise.to(device), params["recon_weight"], loop)
+
+    def evaluate(epoch: int, losses: EpochLosses) -> tuple[float, dict]:
         score = inpainting_frechet(gen_net, classifier, x_va, seed, device)
-        state.epoch = epoch + 1
-        best = state.improved(score)
-        record = {k: round(v / len(x_tr), 6) for k, v in sums.items()}
-        state.history.append({"epoch": state.epoch, **record, "valid_frechet": round(score, 6)})
-        log.info("inpainter epoch %d: critic %.4f, adversarial %.4f, L1 %.4f, valid Fréchet %.4f%s",
-                 state.epoch, record["d"], record["adv"], record["rec"], score,
-                 " (best)" if best else "")
-        ckpt.save(state, best=best)
-    ckpt.load_best()
+        record = {k: round(losses.sums[k] / len(x_tr), 6) for k in ("d", "adv", "rec")}
+        return score, {"epoch": epoch + 1, **record, "valid_frechet": round(score, 6)}
+
+    state = fit("inpainter", epochs=params["epochs"], checkpointer=ckpt, device=device,
+                batches=batches, step=step, evaluate=evaluate, modules=[gen_net, critic],
+                weight=lambda batch: len(batch[0]))
     return gen_net.eval(), state
 
 
 def _gan_step(gen_net: Inpainter, critic: Critic, opt_g, opt_d, x: Tensor, mask: Tensor,
-              noise: Tensor, recon_weight: float, device: torch.device,
-              state: TrainState) -> dict[str, float]:
+              noise: Tensor, recon_weight: float, loop: Loop) -> dict[str, float]:
     """One critic and one generator update; returns the three loss values."""
-    with autocast(device):
+    with loop.autocast():
         fake = torch.where(mask == 1, x, gen_net(x * mask, mask, noise).float())
         d_loss = (F.softplus(-critic(x).float()).mean()
                   + F.softplus(critic(fake.detach()).float()).mean())
-    d_value = finite_loss(d_loss, state, "critic loss")
-    opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    opt_d.step()
-    with autocast(device):
+    d_value = loop.update(d_loss, opt_d, "critic loss")
+    with loop.autocast():
         adv = F.softplus(-critic(fake).float()).mean()
         dropped = 1 - mask
         rec = ((fake - x).abs() * dropped).sum() / dropped.sum().clamp_min(1)
         g_loss = adv + recon_weight * rec
-    finite_loss(g_loss, state, "generator loss")
-    opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
-    opt_g.step()
+    loop.update(g_loss, opt_g, "generator loss")
     return {"d": d_value, "adv": float(adv.detach()), "rec": float(rec.detach())}

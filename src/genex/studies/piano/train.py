@@ -1,17 +1,15 @@
 """Training loops of the piano study: the INN, the per-key smoothers and the CNN baseline.
 
-Every loop follows the same contract (see :mod:`genex.pipeline.checkpoint`): the epoch's data
-order and noise come from ``epoch_rng(seed, epoch)``, a checkpoint is written at each
-epoch end in ``ckpt_dir`` (outside the rule's outputs, so a killed job resumes), the best
-epoch on the held-out 'valid' pieces is kept with ``state.improved`` and restored at the
-end, and the final model is written atomically.
+All three run the pipeline's training loop (:func:`genex.pipeline.training.fit`) and fill its
+hooks: the epoch's data order and noise come from ``epoch_rng(seed, epoch)``, the loop writes
+a checkpoint at each epoch end in ``ckpt_dir`` (outside the rule's outputs, so a killed job
+resumes) and restores the best epoch on the held-out 'valid' pieces at the end; the final
+model is written atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +19,11 @@ from torch import nn
 from genex.studies.piano.features import FrameSet
 from genex.studies.piano.labels import N_KEYS, PHASE, VELOCITY
 from genex.studies.piano.framewise import framewise_prf_pieces
-from genex.studies.piano.inn import PianoINN, clamp_gradients, inn_losses, make_optimizer
+from genex.studies.piano.inn import PianoINN, inn_losses, make_optimizer
 from genex.studies.piano.models import FramewiseCNN, make_smoother, smoother_optimizer
-from genex.pipeline.checkpoint import Checkpointer, epoch_rng, finite_loss, fingerprint
-from genex.pipeline import atomic_file, load_tensors, progress, save_tensors
-
-log = logging.getLogger("genex.piano")
+from genex.pipeline.checkpoint import Checkpointer, epoch_rng, fingerprint
+from genex.pipeline.training import EpochLosses, Loop, fit, index_batches
+from genex.pipeline import atomic_file, load_tensors, save_tensors
 
 
 # ----------------------------------------------------------------------------- model files
@@ -95,15 +92,6 @@ def frames_checksum(x: np.ndarray, rows: np.ndarray, chunk: int = 1 << 16) -> fl
     return float(sum(np.asarray(x[rows[i: i + chunk]], np.float64).sum() for i in range(0, len(rows), chunk)))
 
 
-def _batches(n_items: int, batch_size: int, limit: int | None, rng: np.random.Generator) -> list[np.ndarray]:
-    """This epoch's mini-batches: a permutation cut into full batches, at most ``limit``."""
-    order = rng.permutation(n_items)
-    count = max(1, n_items // batch_size)
-    if limit:
-        count = min(count, int(limit))
-    return [order[i * batch_size:(i + 1) * batch_size] for i in range(count)]
-
-
 @torch.no_grad()
 def encode_frames(model: PianoINN, x: np.ndarray, device: torch.device, batch: int = 4096) -> np.ndarray:
     """Outputs [z | yz-pad | y] [n, 256] of frames (eval mode, zero padding)."""
@@ -138,42 +126,35 @@ def train_inn(features: FrameSet, params: dict, seed: int, device: torch.device,
     fp = fingerprint("inn", resume_key(params), seed, [len(train), features.x.shape[1]],
                      frames_checksum(features.x, train))
     ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt, "scheduler": sched}, fp, inputs)
-    state = ckpt.resume()
     epochs, ramp_epochs = int(params["epochs"]), max(float(params["ramp_epochs"]), 1e-6)
     loss_kw = dict(ramp_epochs=ramp_epochs, pad_noise=float(params["pad_noise"]),
                    label_noise=float(params["label_noise"]),
                    n_projections=int(params["n_projections"]),
                    lambda_backward=float(params["lambda_backward"]))
-    while state.epoch < epochs:
-        rng = epoch_rng(seed, state.epoch)
-        batches = _batches(len(train), int(params["batch_size"]), params.get("batches_per_epoch"), rng)
+
+    def batches(epoch: int):
+        rng = epoch_rng(seed, epoch)
+        order = index_batches(rng.permutation(len(train)), int(params["batch_size"]), full=True,
+                              limit=params.get("batches_per_epoch"))
         gen = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
-        sums: dict[str, float] = {}
-        t0 = time.perf_counter()
-        model.train()
-        for i, idx in enumerate(progress(batches, desc=f"INN epoch {state.epoch + 1}/{epochs}", unit="batch")):
-            xb, yb = gather_frames(features, train[idx], device)
-            opt.zero_grad(set_to_none=True)
-            terms = inn_losses(model, xb, yb, state.epoch + i / len(batches),
-                               generator=gen, **loss_kw)
-            finite_loss(terms["total"], state)
-            terms["total"].backward()
-            clamp_gradients(model, float(params["grad_limit"]))
-            opt.step()
-            state.step += 1
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-        sched.step()
-        seconds = time.perf_counter() - t0
+        # (epochs so far, counting this one's batches: the loss terms ramp in, rows, noise)
+        return [(epoch + i / len(order), train[idx], gen) for i, idx in enumerate(order)]
+
+    def step(batch, loop: Loop) -> dict[str, float]:
+        progress_epochs, rows, gen = batch
+        xb, yb = gather_frames(features, rows, device)
+        terms = inn_losses(model, xb, yb, progress_epochs, generator=gen, **loss_kw)
+        # the released code's "gradient clipping" clamps every gradient element
+        loop.update(terms["total"], opt, clip_value=float(params["grad_limit"]))
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    def evaluate(epoch: int, losses: EpochLosses) -> tuple[float, dict]:
         score = _inn_valid_score(model, xv, yv)
-        record = {k: v / len(batches) for k, v in sums.items()} | {"epoch": state.epoch, "valid_fit": score}
-        state.history.append(record)
-        log.info("INN epoch %d: %s (%.0f frames/s)", state.epoch + 1,
-                 ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"),
-                 len(batches) * int(params["batch_size"]) / seconds)
-        state.epoch += 1
-        ckpt.save(state, best=state.improved(score))
-    ckpt.load_best()
+        return score, {k: v / losses.batches for k, v in losses.sums.items()} | {"epoch": epoch, "valid_fit": score}
+
+    # fp32 throughout (amp=False): the INN is run backwards, which needs the exact forward
+    state = fit("INN", epochs=epochs, checkpointer=ckpt, device=device, batches=batches, step=step,
+                evaluate=evaluate, modules=[model], schedulers=[sched], amp=False, batch_progress=True)
     save_model(out, "inn", model, {"params": params, "seed": seed}, state.history)
     return {"best_epoch": state.best_epoch, "best_valid_fit": state.best, "epochs": state.epoch}
 
@@ -220,33 +201,30 @@ def train_smoother(kind: str, features: FrameSet, y_hat: np.ndarray, params: dic
     digest = hashlib.sha256(b"".join(s[0].tobytes() for s in train)).hexdigest()
     fp = fingerprint("smoother", kind, resume_key(params), seed, digest)
     ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt}, fp, inputs)
-    state = ckpt.resume()
     epochs, batch, steps = int(params["epochs"]), int(params["batch_size"]), int(params["batches_per_epoch"])
-    while state.epoch < epochs:
-        rng = epoch_rng(seed, state.epoch)
-        model.train()
-        total = 0.0
-        for _ in range(steps):
+
+    def batches(epoch: int):
+        rng = epoch_rng(seed, epoch)
+        for _ in range(steps):  # random crops of random keys of random recordings
             rec = rng.integers(len(train), size=batch)
             key = rng.integers(N_KEYS, size=batch)
             start = [rng.integers(len(train[r][0][0]) - crop + 1) for r in rec]
             inp = np.stack([train[r][0][k, s:s + crop] for r, k, s in zip(rec, key, start)])
             tgt = np.stack([train[r][1][k, s:s + crop] for r, k, s in zip(rec, key, start)])
-            loss = smoother_loss(model(torch.as_tensor(inp, device=device)), torch.as_tensor(tgt, device=device))
-            value = finite_loss(loss, state)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            state.step += 1
-            total += value
+            yield torch.as_tensor(inp, device=device), torch.as_tensor(tgt, device=device)
+
+    def step(batch, loop: Loop) -> dict[str, float]:
+        inp, tgt = batch
+        return {"loss": loop.update(smoother_loss(model(inp), tgt), opt, clip_norm=1.0)}
+
+    def evaluate(epoch: int, losses: EpochLosses) -> tuple[float, dict]:
         f1 = framewise_prf_pieces([smooth_roll(model, a, device) for a, _ in valid],
                                   [b[:, PHASE] > 0 for _, b in valid])["f1"]
-        state.history.append({"epoch": state.epoch, "loss": total / steps, "valid_f1": f1})
-        log.info("%s epoch %d/%d: loss %.4f, valid F1 %.4f", kind, state.epoch + 1, epochs, total / steps, f1)
-        state.epoch += 1
-        ckpt.save(state, best=state.improved(-f1))
-    ckpt.load_best()
+        return -f1, {"epoch": epoch, "loss": losses.sums["loss"] / steps, "valid_f1": f1}
+
+    # fp32 (amp=False): the recurrent smoothers are small, and kept as they were trained before
+    state = fit(kind, epochs=epochs, checkpointer=ckpt, device=device, batches=batches, step=step,
+                evaluate=evaluate, modules=[model], amp=False)
     save_model(out, kind, model, {"kind": kind, "params": params, "seed": seed}, state.history)
     return {"parameters": model.n_parameters(), "best_epoch": state.best_epoch}
 
@@ -272,34 +250,25 @@ def train_cnn(features: FrameSet, params: dict, seed: int, device: torch.device,
     valid = features.select("valid")
     fp = fingerprint("cnn", resume_key(params), seed, [len(train), features.x.shape[1]])
     ckpt = Checkpointer(ckpt_dir, {"model": model, "optimizer": opt}, fp, inputs)
-    state = ckpt.resume()
-    # bf16 autocast on CUDA: safe for a plain classifier (no inverse to keep exact)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
-    while state.epoch < int(params["epochs"]):
-        rng = epoch_rng(seed, state.epoch)
-        model.train()
-        batches = _batches(len(train), int(params["batch_size"]), params.get("batches_per_epoch"), rng)
-        total = 0.0
-        for idx in progress(batches, desc=f"CNN epoch {state.epoch + 1}", unit="batch"):
-            xb, yb = gather_frames(features, train[idx], device)
-            if amp is not None:
-                with amp:
-                    logits = model(xb)
-            else:
-                logits = model(xb)
-            loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), (yb[:, PHASE] > 0).float())
-            value = finite_loss(loss, state)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            state.step += 1
-            total += value
+
+    def batches(epoch: int):
+        order = index_batches(epoch_rng(seed, epoch).permutation(len(train)), int(params["batch_size"]),
+                              full=True, limit=params.get("batches_per_epoch"))
+        return [train[idx] for idx in order]
+
+    def step(rows: np.ndarray, loop: Loop) -> dict[str, float]:
+        xb, yb = gather_frames(features, rows, device)
+        with loop.autocast():  # bf16 on CUDA: safe for a plain classifier (no inverse to keep exact)
+            logits = model(xb)
+        loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), (yb[:, PHASE] > 0).float())
+        return {"loss": loop.update(loss, opt)}
+
+    def evaluate(epoch: int, losses: EpochLosses) -> tuple[float, dict]:
         f1 = framewise_prf_pieces([cnn_roll(model, features.x[features.frames(i)], device) for i in valid],
                                   [features.y[features.frames(i)][:, PHASE] > 0 for i in valid])["f1"]
-        state.history.append({"epoch": state.epoch, "loss": total / len(batches), "valid_f1": f1})
-        log.info("CNN epoch %d: loss %.4f, valid F1 %.4f", state.epoch + 1, total / len(batches), f1)
-        state.epoch += 1
-        ckpt.save(state, best=state.improved(-f1))
-    ckpt.load_best()
+        return -f1, {"epoch": epoch, "loss": losses.sums["loss"] / losses.batches, "valid_f1": f1}
+
+    state = fit("CNN", epochs=int(params["epochs"]), checkpointer=ckpt, device=device, batches=batches,
+                step=step, evaluate=evaluate, modules=[model], batch_progress=True)
     save_model(out, "cnn", model, {"params": params, "seed": seed}, state.history)
     return {"parameters": model.n_parameters(), "best_epoch": state.best_epoch}

@@ -1,16 +1,16 @@
 """Training Φ (buildings with some missing + TX + measurements) and Φ_gt (complete city + TX).
 
 Both are RadioWNet-style UNets trained with MSE on the scaled gain (RadioUNet's loss), Adam
-and a step learning-rate schedule, with :class:`genex.pipeline.checkpoint.Checkpointer`: resume
-after a kill, epoch order from ``epoch_rng(seed, epoch)``, best model on validation RMSE.
-Φ's training measurements are drawn afresh every epoch (from the same epoch generator), its
-validation measurements are fixed by the features step. Mixed precision (bf16 autocast) is
-used on CUDA only; CPU runs stay in float32 and are deterministic.
+and a step learning-rate schedule, in the pipeline's training loop
+(:func:`genex.pipeline.training.fit`): resume after a kill, epoch order from
+``epoch_rng(seed, epoch)``, best model on validation RMSE. Φ's training measurements are
+drawn afresh every epoch (from the same epoch generator), its validation measurements are
+fixed by the features step. Mixed precision (bf16 autocast) is used on CUDA only; CPU runs
+stay in float32 and are deterministic.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +25,10 @@ from genex.studies.radio.features import (
     phi_inputs,
 )
 from genex.studies.radio.models import build_model
-from genex.pipeline.checkpoint import Checkpointer, epoch_rng, finite_loss, fingerprint
-from genex.pipeline import atomic_file, load_tensors, progress, save_tensors
+from genex.pipeline.checkpoint import Checkpointer, epoch_rng, fingerprint
+from genex.pipeline.training import EpochLosses, Loop, fit, index_batches
+from genex.pipeline import atomic_file, load_tensors, save_tensors
 
-log = logging.getLogger("genex.radio")
 MODELS = ("phi", "phi_gt")
 
 
@@ -93,12 +93,6 @@ def rmse(pred: np.ndarray, gain: np.ndarray, chunk: int = 256) -> float:
     return float(np.sqrt(np.mean(squares)))
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
-
-
 def train_model(model: str, features: Path, params: dict, seed: int, device: torch.device,
                 checkpoints: Path, out: Path) -> dict:
     """Train ``model`` (phi or phi_gt); write the best weights to ``out``; return the summary."""
@@ -112,38 +106,33 @@ def train_model(model: str, features: Path, params: dict, seed: int, device: tor
     ckpt = Checkpointer(checkpoints, {"model": net, "opt": opt, "sched": sched},
                         fingerprint(model, params, seed, meta, train["gain"].shape),
                         {"features": features})
-    state = ckpt.resume()
     counts = tuple(meta["measurements"])  # as the test measurements
     batch = int(params["batch_size"])
     n = len(train["gain"])
-    for epoch in progress(range(state.epoch, int(params["epochs"])), desc=f"train {model}", unit="epoch"):
+
+    def batches(epoch: int):
+        """The epoch's (inputs, target gain) batches; Φ's measurements drawn afresh per epoch."""
         rng = epoch_rng(seed, epoch)
         order = rng.permutation(n)
         # uint8 maps: the float inputs are built per batch (batch_inputs), not for the split
         measured = draw_measurements(train["complete"], train["tx"], counts, rng) if model == "phi" else None
-        net.train()
-        total = 0.0
-        for i in range(0, n, batch):
-            idx = order[i: i + batch]
-            xb = torch.from_numpy(batch_inputs(model, train, idx, measured)).to(device)
-            yb = torch.from_numpy(train["gain"][idx]).to(device).unsqueeze(1)
-            with _autocast(device):
-                loss = nn.functional.mse_loss(net(xb).float(), yb)
-            value = finite_loss(loss, state)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            state.step += 1
-            total += value * len(idx)
-        sched.step()
+        for idx in index_batches(order, batch):
+            xb = torch.from_numpy(batch_inputs(model, train, idx, measured))
+            yield xb, torch.from_numpy(train["gain"][idx]).unsqueeze(1)
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor], loop: Loop) -> dict[str, float]:
+        xb, yb = batch[0].to(device), batch[1].to(device)
+        with loop.autocast():
+            loss = nn.functional.mse_loss(net(xb).float(), yb)
+        return {"mse": loop.update(loss, opt)}
+
+    def evaluate(epoch: int, losses: EpochLosses) -> tuple[float, dict]:
         score = rmse(predict_split(net, model, valid, device), valid["gain"])
-        state.epoch = epoch + 1
-        state.history.append({"epoch": epoch + 1, "train_mse": total / n, "valid_rmse": score})
-        best = state.improved(score)
-        ckpt.save(state, best=best)
-        log.info("%s epoch %d: train mse %.5f, valid rmse %.5f%s", model, epoch + 1, total / n,
-                 score, " (best)" if best else "")
-    ckpt.load_best()
+        return score, {"epoch": epoch + 1, "train_mse": losses.sums["mse"] / n, "valid_rmse": score}
+
+    state = fit(f"train {model}", epochs=int(params["epochs"]), checkpointer=ckpt, device=device,
+                batches=batches, step=step, evaluate=evaluate, modules=[net], schedulers=[sched],
+                weight=lambda batch: len(batch[0]))
     payload = {"model": model, "params": params, "in_channels": in_channels(model),
                "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
                "best_epoch": state.best_epoch, "best_valid_rmse": state.best,
