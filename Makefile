@@ -61,7 +61,7 @@ $(REMOTES_STAMP): pyproject.toml $(STAMP)
 RUN_STAGES := $(if $(filter-out default,$(PROFILE)),runs/$(PROFILE)/dvc.yaml)
 
 repro: setup  ## run the pipeline through DVC (records params, hashes, metrics); PROFILE=paper: in runs/paper/
-	$(if $(RUN_STAGES),PYTHONPATH=src $(BIN)/python workflow/lib/dvc_stages.py --profile $(PROFILE) > $(RUN_STAGES).new && mv $(RUN_STAGES).new $(RUN_STAGES))
+	$(if $(RUN_STAGES),mkdir -p runs/$(PROFILE) && PYTHONPATH=src $(BIN)/python workflow/lib/dvc_stages.py --profile $(PROFILE) > $(RUN_STAGES).new && mv $(RUN_STAGES).new $(RUN_STAGES))
 	$(BIN)/dvc repro $(RUN_STAGES)
 
 push: setup  ## push versioned data, models and results to the DVC remote

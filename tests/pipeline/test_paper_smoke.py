@@ -44,6 +44,7 @@ def test_the_paper_dag_runs_through_dvc_to_the_report_on_fake_real_format_data(t
     # as `make repro PROFILE=paper` does: the stages follow the edited profile (MAPS now has a path)
     stages = run([str(BIN / "python"), "workflow/lib/dvc_stages.py", "--profile", "paper"], cwd=repo,
                  env={"PYTHONPATH": str(repo / "src")}).stdout
+    (repo / "runs/paper").mkdir(parents=True, exist_ok=True)
     (repo / "runs/paper/dvc.yaml").write_text(stages)
     assert "results/datasets/maps" in yaml.safe_load(stages)["stages"]["piano"]["deps"]
     proc = run([str(BIN / "dvc"), "repro", "runs/paper/dvc.yaml"], cwd=repo, check=False)

@@ -1,7 +1,7 @@
 """dvc.yaml, generated from the study registry (genex.studies): write it with
 
     PYTHONPATH=src python workflow/lib/dvc_stages.py > dvc.yaml
-    PYTHONPATH=src python workflow/lib/dvc_stages.py --profile paper > runs/paper/dvc.yaml
+    PYTHONPATH=src python workflow/lib/dvc_stages.py --profile paper > runs/paper/dvc.yaml  (make repro PROFILE=paper)
 
 and tests/pipeline/test_share.py fails while the committed dvc.yaml differs. One stage renders each
 embedded dataset, one summarises it, one per study runs its rule file's targets, one builds
@@ -15,6 +15,9 @@ overlap, which DVC requires of every stage in a repository. Its stages are the d
 moved there: code and config paths point back to the checkout, the profile's config file joins
 the params, and a study depends on the summary of the dataset the profile's ``sources`` pick
 (real datasets are up to 101 GB and read in place: DVC versions their summaries, not them).
+``make repro PROFILE=<profile>`` writes it from the config before it runs; the repository ships
+none, because DVC commands without targets (``dvc checkout``, ``dvc push``) act on every
+dvc.yaml in the repository and would fail on the stages of a profile that never ran.
 """
 
 from __future__ import annotations
@@ -123,7 +126,7 @@ def dvc_yaml(root: Path = ROOT) -> str:
     return text
 
 
-PROFILES = ("tiny", "paper")  # the profiles with a committed runs/<profile>/dvc.yaml
+PROFILES = ("tiny", "paper")  # the profiles that may run through DVC in runs/<profile>/
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:
