@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "workflow" / "lib"))
+from dvc_stages import deep_merge  # noqa: E402,F401  Snakemake's --configfile merge, for tests
 BIN = Path(sys.executable).parent
 GIT = ["git", "-c", "user.name=genex-test", "-c", "user.email=test@genex.invalid"]
 

@@ -16,20 +16,11 @@ import json
 import pytest
 import yaml
 from helpers import paper_format
-from helpers.workflow import BIN, GIT, run, workflow_copy
+from helpers.workflow import BIN, GIT, deep_merge, run, workflow_copy
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 
 CPU_ONLY = {"radio": {"features": {"resolution": 64}}}
-
-
-def deep_merge(base: dict, overlay: dict) -> dict:
-    """Snakemake's --configfile semantics: nested mappings merge, everything else replaces."""
-    out = dict(base)
-    for key, value in overlay.items():
-        both = isinstance(value, dict) and isinstance(base.get(key), dict)
-        out[key] = deep_merge(base[key], value) if both else value
-    return out
 
 
 def test_the_paper_dag_runs_through_dvc_to_the_report_on_fake_real_format_data(tmp_path):

@@ -13,16 +13,8 @@ import shutil
 
 import pytest
 import yaml
-from helpers.workflow import BIN, GIT, REPO, run, workflow_copy
+from helpers.workflow import BIN, GIT, REPO, deep_merge, run, workflow_copy
 
-
-
-def deep_merge(base: dict, overlay: dict) -> dict:
-    """Snakemake's --configfile semantics: nested mappings merge, everything else replaces."""
-    out = dict(base)
-    for key, value in overlay.items():
-        out[key] = deep_merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return out
 
 
 def dvc(*args, cwd, **kw):

@@ -4,19 +4,9 @@ a fake dataset in the real layout (tests/helpers/paper_format.py), at unit level
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
 
 from helpers import paper_format
-
-
-class Flat(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.level = nn.Parameter(torch.tensor(0.5))
-
-    def forward(self, x):
-        return self.level.expand(x.shape[0], 1, *x.shape[2:]).clone()
+from helpers.radio_models import Flat
 
 
 def test_radio_building_sensitivity_is_skipped_with_its_reason_on_radiomapseer(tmp_path):

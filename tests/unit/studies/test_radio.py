@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch import nn
 
+from helpers.radio_models import Flat
+
 from genex.studies.radio.explain import planted_rank, pursue
 from genex.studies.radio.infill import PhiGtSampler, make_infiller
 from genex.studies.radio.query import (
@@ -304,17 +306,6 @@ class TxSimulatorModel(nn.Module):
             r, c = np.unravel_index(int(sample[1].argmax()), sample[1].shape)
             out.append(SimulatorModel(self.scale, (int(r), int(c)))(torch.from_numpy(sample[None]))[0])
         return torch.stack(out).to(x.dtype)
-
-
-class Flat(nn.Module):
-    """A model that learned no shadow at all: the same map whatever the buildings."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.level = nn.Parameter(torch.tensor(0.5))
-
-    def forward(self, x):
-        return self.level.expand(x.shape[0], 1, *x.shape[2:]).clone()
 
 
 def test_building_sensitivity_tells_a_shadow_model_from_a_flat_one(features):
