@@ -79,10 +79,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--budget", type=float, default=60.0, help="seconds of timing per workload at most")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", nargs="*", help="workloads to measure (default: all)")
+    ap.add_argument("--only", nargs="*", help="workloads to measure (default: all; with --reuse, the ones "
+                                                "to measure again)")
     ap.add_argument("--reuse", type=Path,
-                    help="a previous output: its measured workloads are kept (only the missing ones are "
-                         "measured) and the totals recomputed, e.g. for other --rde-steps")
+                    help="a previous output: its measured workloads are kept (only the missing ones and "
+                         "those named by --only are measured) and the totals recomputed, e.g. for other "
+                         "--rde-steps")
     ap.add_argument("--quick", action="store_true", help="tiny batches: checks the script runs")
     args = ap.parse_args()
     os.environ.setdefault("GENEX_NO_PROGRESS", "1")
@@ -94,7 +96,8 @@ def main() -> None:
     if args.reuse:
         import json
         previous = json.loads(args.reuse.read_text())
-        measured = {k: v for k, v in previous["workloads"].items() if k in names}
+        measured = {k: v for k, v in previous["workloads"].items() if not args.only or k not in args.only}
+        names = list(WORKLOADS)
         for name in measured:  # the estimate follows this run's assumed constants
             measured[name]["gpu_estimate"] = gpu_estimate(name, measured[name]["flops"],
                                                           measured[name]["aten_ops"], args)
@@ -107,7 +110,8 @@ def main() -> None:
         flops, ops = count_ops_and_flops(step)
         flops *= div  # measured on 1/div of the batch: FLOPs and CPU time are linear in it
         if name in RNN_SPEC:
-            flops = rnn_flops(*RNN_SPEC[name], 50 if args.quick else DATASET_SIZES["maps_smoother_frames"])
+            flops = rnn_flops(*RNN_SPEC[name], 50 if args.quick else DATASET_SIZES["maps_smoother_frames"]) \
+                * (2 if args.quick else w.batch)
         seconds = time_step(step, args.repeat, args.budget) * div
         measured[name] = {"what": w.what, "batch": w.batch, "cpu_batch_divisor": div,
                           "amp_on_cuda": w.amp, "cpu_step_s": seconds,
