@@ -44,7 +44,9 @@ MAESTRO_TRAIN_SHARE = 159.2 / 179.2
 RADIO_EXPLAIN_ROWS = 256 * 8         # batch_candidates x mc_samples in one forward
 NSYNTH_CLASS_ROWS = 64 * 11 * 8      # class_notes_per_family x families x n_samples (one graph)
 NSYNTH_VERTEX_ROWS = 64 * 256        # notes per batch x vertex_draws (no grad)
-ALL_CASES = ("radio_train", "piano_train_inn", "radio_explain", "nsynth_explain_classes")
+ALL_CASES = ("radio_train", "piano_train_inn", "piano_predict", "radio_explain", "nsynth_explain_classes")
+PIANO_PREDICT_OLD_REV = "f3edda1"    # encode_frames before it wrote into one array
+PAPER_INN = {"hidden": 128, "blocks": 5, "clamp": 2.0}   # config/paper.yaml piano.inn
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -161,6 +163,17 @@ def child(case: str, variant: str, size: int, work: Path, rev: str) -> dict:
                       "valid_frames": 4096}
             out = work / f"piano_{variant}_{size}"
             tp.train_inn(feats, params, 0, cpu, out / "ck", out / "inn.pt")
+        elif case == "piano_predict":
+            import genex.studies.piano.train as new
+            from genex.studies.piano.evaluate import predict_all
+            if variant == "old":   # predict_all imports encode_frames when called
+                new.encode_frames = old_module("piano_train_predict", "src/genex/studies/piano/train.py",
+                                               PIANO_PREDICT_OLD_REV, work).encode_frames
+            inn = work / "piano_inn_paper.pt"
+            new.save_model(inn, "inn", new.build_inn(PAPER_INN, 0), {"params": PAPER_INN, "seed": 0}, [])
+            out = work / f"piano_predict_{variant}_{size}"
+            out.mkdir(parents=True, exist_ok=True)
+            predict_all(work / f"piano_{size}", inn, out, cpu)
         elif case == "radio_explain":
             from genex.studies.radio.models import RadioWNet
             from genex.xai.batching import Chunked
@@ -293,6 +306,24 @@ def main() -> None:
                                     "formula": "old: the training frames' x and y moved to the GPU at once "
                                                "(frames x 329 x 4 B); new: one batch at a time"}
         results["piano_train_inn"] = entry
+
+    if "piano_predict" in cases:
+        sizes = (150_000, 450_000)
+        for n in sizes:
+            if not (args.work / f"piano_{n}" / "pieces.npz").exists():
+                piano_features(args.work / f"piano_{n}" / "pieces.npz", n)
+        entry = {"rule": "piano_predict (MAESTRO)", "size_unit": "frames (INN outputs: 256 float32)",
+                 "real_size": MAESTRO_FRAMES, "real_size_source": "MAESTRO v3.0.0 train + test: 179.2 h at 25 fps",
+                 "model": "the paper's PianoINN (hidden 128, 5 blocks), untrained", "old_rev": PIANO_PREDICT_OLD_REV}
+        for variant in ("old", "new"):
+            pts = [run_child(args, "piano_predict", variant, n) for n in sizes]
+            a, b = fit([(p["size"], p["peak_anon"]) for p in pts])
+            entry[variant] = {"measured": [{"frames": p["size"], "peak_rss_mb": round(p["peak_rss"] / MB),
+                                            "peak_anon_mb": round(p["peak_anon"] / MB)} for p in pts],
+                              "bytes_per_frame": round(b), "intercept_mb": round(a / MB),
+                              "extrapolated_host_gb": round(line(a, b, MAESTRO_FRAMES) / GB, 1)}
+        entry["note"] = "features memory-mapped (page cache, not counted in peak_anon); outputs held once (new) or twice (old)"
+        results["piano_predict"] = entry
 
     if "radio_explain" in cases:
         phi = RadioWNet(3, 32, 4)

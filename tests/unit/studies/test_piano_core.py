@@ -327,3 +327,15 @@ def test_register_f1_on_a_hand_made_roll():
     # a register without notes has no score (nothing to find), whatever is predicted there
     quiet = register_prf([pred], [np.zeros((10, 88), bool)], REGISTERS)
     assert quiet["bass"] == {"precision": None, "recall": None, "f1": None, "support": 0}
+
+
+def test_encode_frames_fills_its_one_array_batch_by_batch_as_one_forward_would():
+    from genex.studies.piano.train import build_inn, encode_frames
+
+    model = build_inn({"hidden": 8, "blocks": 1, "clamp": 2.0}, 0).eval()
+    x = np.random.default_rng(0).random((23, 144), dtype=np.float32)
+    with torch.no_grad():
+        whole = model(torch.cat([torch.from_numpy(x), torch.zeros(23, 112)], 1)).numpy()
+    batched = encode_frames(model, x, torch.device("cpu"), batch=5)   # the last batch is short
+    assert batched.shape == (23, 256) and batched.dtype == np.float32
+    np.testing.assert_allclose(batched, whole, rtol=1e-5, atol=1e-6)
