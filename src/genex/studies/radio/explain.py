@@ -111,6 +111,37 @@ def explain_one(phi: nn.Module, phi_gt: nn.Module, x: np.ndarray, params: dict, 
                 item["explained"] = _explained_map(phi, infiller, comps, xt, order, n, seed)
             rec["infills"][name] = item
         out["queries"][query] = rec
+    out["by_model"] = _pursue_by_model(phi, phi_gt, x, params, seed, k_max, rng)
+    return out
+
+
+#: Models explained with zero infill beside Φ: there the buildings alone must explain the map.
+BY_MODEL = ("phi_no_measurements", "phi_gt")
+
+
+def _pursue_by_model(phi: nn.Module, phi_gt: nn.Module, x: np.ndarray, params: dict, seed: int,
+                     k_max: int, rng: np.random.Generator) -> dict:
+    """Matching pursuit against random orders, zero infill, for Φ without its measurements and
+    for Φ_gt (buildings and TX), each on the region its own estimate picks per query."""
+    no_meas = x.copy()
+    no_meas[2] = 0.0
+    xt = torch.from_numpy(no_meas)[None].to(_device(phi))
+    comps = radio_components(no_meas)
+    k = min(k_max, comps.cmap.n_components)
+    infiller = make_infiller(0.0, phi_gt, seed)
+    out = {}
+    for name, model in (("phi_no_measurements", phi), ("phi_gt", BuildingsOnly(phi_gt))):
+        out[name] = {}
+        for query in QUERIES:
+            box = query_box(model, xt, comps, query, int(params["roi"]))
+            order = pursue(model, infiller, comps, xt, box, k, int(params["batch_candidates"]), 1, seed)
+            randoms = random_orders(comps.cmap.n_components, k, int(params["random_orders"]), rng)
+
+            def curve(o: list[int]) -> list[float]:
+                return _pad(distortion_curve(model, infiller, comps, xt, box, o, k, 1, seed + 1), k_max)
+
+            out[name][query] = {"box": list(box), "order": order, "kinds": [comps.kinds[i] for i in order],
+                                "mp": curve(order), "random": np.mean([curve(o) for o in randoms], axis=0).tolist()}
     return out
 
 
@@ -164,6 +195,21 @@ def summarize(results: list[dict], params: dict) -> dict:
                                     "nearest_at_k": qc["nearest"][1:].tolist(),
                                     "building_share": _share(items[q], "building")}
         summary[name] = entry
+    return summary
+
+
+def summarize_by_model(results: list[dict]) -> dict:
+    """Per model of :data:`BY_MODEL`: mean matching-pursuit and random curves (zero infill,
+    over examples and queries), whether MP is below random at every k, and what it chose."""
+    summary = {}
+    for name in BY_MODEL:
+        every = [r["by_model"][name][q] for r in results for q in QUERIES]
+        mp, rand = (np.mean([it[key] for it in every], axis=0) for key in ("mp", "random"))
+        summary[name] = {"distortion_at_0": float(mp[0]), "distortion_at_k": mp[1:].tolist(),
+                         "random_at_k": rand[1:].tolist(),
+                         "below_random_at_every_k": bool(np.all(mp[1:] < rand[1:])),
+                         "building_share": _share(every, "building"),
+                         "first_is_building": float(np.mean([it["kinds"][:1] == ["building"] for it in every]))}
     return summary
 
 

@@ -82,7 +82,7 @@ def _models(args: argparse.Namespace):
 def cmd_explain(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from genex.studies.radio.explain import explain_examples, summarize
+    from genex.studies.radio.explain import explain_examples, summarize, summarize_by_model
     from genex.studies.radio.features import load_split
     from genex.studies.radio.train import model_inputs
     from genex.pipeline import atomic_dir, write_json
@@ -108,7 +108,8 @@ def cmd_explain(args: argparse.Namespace) -> None:
                             gain=test["gain"][picks][: int(params["figures"])], **arrays)
         write_json(tmp / "explanations.json", {"examples": [int(i) for i in picks],
                                                "results": results,
-                                               "summary": summarize(results, params)})
+                                               "summary": summarize(results, params),
+                                               "summary_by_model": summarize_by_model(results)})
 
 
 def _examples(n: int, count: int) -> list[int]:
