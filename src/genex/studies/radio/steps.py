@@ -212,9 +212,17 @@ def register(subparsers) -> None:
     _common(p, threads=True, models=True)
     p.set_defaults(func=cmd_evaluate)
 
+    descriptions = {
+        "explain": "For `examples` test maps and each query (darken, brighten): matching pursuit's "
+                   "order of buildings and measurements for Φ under every infill of `sample_fractions`, "
+                   "with random, nearest and RDE orders beside it; then, with zero infill, Φ without its "
+                   "measurements and Φ_gt against random orders. Writes explanations.json and maps.npz.",
+        "sanity": "The planted scene (one building on the line of sight to the region): the rank "
+                  "matching pursuit gives that building, for Φ under every infill and, with zero "
+                  "infill, for Φ without measurements and Φ_gt. Writes the JSON file --out."}
     for name, func, text in (("explain", cmd_explain, "matching pursuit, baselines and RDE on test maps"),
                              ("sanity", cmd_sanity, "matching pursuit on the planted-building scene")):
-        p = steps.add_parser(name, help=text)
+        p = steps.add_parser(name, help=text, description=descriptions[name])
         p.add_argument("--features", required=True)
         p.add_argument("--params", required=True, help="radio.explain as JSON")
         _common(p, threads=True, models=True)
