@@ -65,8 +65,11 @@ def explain_notes(model, infiller: Infiller, x: Tensor, params: dict, seed: int,
                   schedule=params.get("schedule", DEFAULTS["schedule"]),
                   warmup=params.get("warmup", DEFAULTS["warmup"]))
     makers = {
-        "rde_concrete": lambda: RDEConcrete(model, infiller, cmap, temperature=params["temperature"],
-                                            lr=params["lr_concrete"], init=params["init"], **common),
+        "rde_concrete": lambda: RDEConcrete(
+            model, infiller, cmap, temperature=params["temperature"], lr=params["lr_concrete"],
+            init=params["init"],
+            temperature_start=params.get("temperature_start", DEFAULTS["temperature_start"]),
+            **common),
         "rde_l1": lambda: RDEL1(model, infiller, cmap, lr=params["lr_l1"], init=params["init"],
                                 **common),
     }
@@ -174,7 +177,10 @@ def class_query(model, infiller: Infiller, x: Tensor, families: Tensor, n_famili
                       lr=params["class_lr"], steps=params["class_steps"], n_samples=params["n_samples"],
                       init=params["init"], seed=seed, log_every=max(1, params["class_steps"] // 20),
                       schedule=params.get("class_schedule", "constant"),
-                      warmup=params.get("class_warmup", 0.0))
+                      warmup=params.get("class_warmup", 0.0),
+                      # its own schedule (class_*): the per-note temperature annealing is not
+                      # measured against the exact vertices, so the class query keeps t fixed
+                      temperature_start=None)
     rde.desc = "rde-class"
     families = families.to(x.device)
     probs = rde.attribute(x, None, groups=families, n_groups=n_families).cpu()
