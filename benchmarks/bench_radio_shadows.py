@@ -56,9 +56,63 @@ def street_rmse(pred: np.ndarray, gain: np.ndarray, buildings: np.ndarray) -> fl
     return float(np.sqrt(np.mean((pred[street].astype(np.float64) - gain[street]) ** 2)))
 
 
+def relative_step_cost(params: dict, base: dict, model: str, resolution: int, rounds: int = 2,
+                       steps: int = 3) -> float:
+    """Seconds of a training step (forward, backward, Adam; batch_size maps) under ``params``
+    over those under ``base``, timed interleaved in one process: the ratio holds on a loaded
+    machine where the wall clock of a whole training does not. Epochs count too: the ratio is of
+    whole trainings (steps x epochs)."""
+    from genex.studies.radio.models import build_model
+    from genex.studies.radio.train import in_channels, weighted_mse
+
+    def one(p: dict) -> float:
+        p = {**p, "metres_per_pixel": 4.0}
+        net = build_model(in_channels(model), p)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        x = torch.rand(int(p["batch_size"]), in_channels(model), resolution, resolution)
+        x[:, 1] = 0
+        x[:, 1, resolution // 2, resolution // 2] = 1
+        y, w = torch.rand(len(x), 1, resolution, resolution), torch.rand(len(x), 1, resolution, resolution)
+        start = time.perf_counter()
+        for _ in range(steps):
+            opt.zero_grad()
+            weighted_mse(net(x), y, w).backward()
+            opt.step()
+        return (time.perf_counter() - start) / steps
+
+    times = {"new": [], "base": []}
+    for _ in range(rounds):
+        times["new"].append(one(params))
+        times["base"].append(one(base))
+    per_step = min(times["new"]) / min(times["base"])
+    return per_step * int(params["epochs"]) / int(base["epochs"])
+
+
+def table(results: dict) -> str:
+    """The attempts as a Markdown table (``--table``)."""
+    head = ("| attempt | Φ_gt ratio | Φ_gt ρ | Φ_gt MP top-k / first | Φ-nm ratio | Φ-nm ρ | Φ-nm MP top-k / first "
+            "| planted Φ / Φ-nm / Φ_gt | RMSE Φ_gt / Φ | cost |")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+
+    def f(v, d=2):
+        return "–" if v is None else f"{v:.{d}f}"
+
+    for name, r in results["attempts"].items():
+        s = r["sensitivity"]
+        g, n = s["phi_gt"], s["phi_no_measurements"]
+        pr = r["planted_rank"]
+        rows.append(f"| {name} ({'+'.join(r['trained']) or 'no training'}) | {f(g['ratio_median'])} | {f(g['spearman'])} | {f(g['mp_in_top_k'])} / {f(g['mp_first'])} "
+                    f"| {f(n['ratio_median'])} | {f(n['spearman'])} | {f(n['mp_in_top_k'])} / {f(n['mp_first'])} "
+                    f"| {pr['phi']} / {pr['phi_no_measurements']} / {pr['phi_gt']} "
+                    f"| {f(r['models']['phi_gt']['test_rmse'], 4)} / {f(r['models']['phi']['test_rmse'], 4)} "
+                    f"| {f(r.get('relative_training_cost'))} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--name", required=True, help="attempt name (key in the results file)")
+    ap.add_argument("--name", help="attempt name (key in the results file)")
+    ap.add_argument("--table", action="store_true", help="print the results file's attempts as a table and stop")
     ap.add_argument("--train", default="{}", help="JSON overrides of radio.train")
     ap.add_argument("--models", default="phi_gt", help="models to train, comma-separated (phi_gt, phi)")
     ap.add_argument("--phi", type=Path, help="Φ model file to use instead of training one")
@@ -71,6 +125,11 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/radio_shadows"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/radio_shadows.json")
     args = ap.parse_args()
+    if args.table:
+        print(table(read_json(args.out)))
+        return
+    if not args.name:
+        ap.error("--name is required to run an attempt")
 
     torch.set_num_threads(args.threads)
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
@@ -86,6 +145,7 @@ def main() -> None:
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "load_avg_at_start": os.getloadavg()[0]},
               "training_seconds": {}, "models": {}}
+    record["relative_training_cost"] = round(relative_step_cost(params, radio["train"], "phi_gt", 64), 3)
     for model in trained:
         if model not in MODELS:
             raise SystemExit(f"--models: unknown model {model!r}; known: {MODELS}")
