@@ -1,7 +1,9 @@
 """Training Φ (buildings with some missing + TX + measurements) and Φ_gt (complete city + TX).
 
-Both are RadioWNet-style UNets trained with MSE on the scaled gain (RadioUNet's loss), Adam
-and a step learning-rate schedule, in the pipeline's training loop
+Both are RadioWNet-style UNets trained with MSE on the scaled gain (RadioUNet's loss; optionally
+weighted towards shadows, :func:`loss_weights`, or on the departure from free space, target
+``free_space_residual``: neither taught the models shadows, benchmarks/results/radio_shadows.json),
+Adam and a step learning-rate schedule, in the pipeline's training loop
 (:func:`genex.pipeline.training.fit`): resume after a kill, epoch order from
 ``epoch_rng(seed, epoch)``, best model on validation RMSE. Φ's training measurements are
 drawn afresh every epoch (from the same epoch generator), its validation measurements are
