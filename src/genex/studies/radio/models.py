@@ -79,10 +79,57 @@ class RadioWNet(nn.Module):
         return self.second(torch.cat([x, estimate], dim=1))
 
 
-def build_model(in_channels: int, params: dict) -> RadioWNet:
-    """The network a training config asks for (``width``, ``depth``, ``chained``)."""
-    return RadioWNet(in_channels, int(params["width"]), int(params["depth"]),
-                     bool(params.get("chained", True)))
+def free_space_prior(x: Tensor, metres_per_pixel: float) -> Tensor:
+    """Free-space gain ``[N, 1, H, W]`` on the dataset's scale, from the TX channel (``x[:, 1]``,
+    one-hot) and 0 inside the buildings channel (``x[:, 0]``, soft under infills): the
+    continuous form of :func:`genex.studies.radio.features.free_space_gain` (no 8-bit rounding)."""
+    from genex.studies.radio.data import GAIN_DB_MAX, GAIN_DB_MIN, GAIN_FLOOR
+
+    n, _, h, w = x.shape
+    at = x[:, 1].reshape(n, -1).argmax(dim=1)
+    rows = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1)
+    cols = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w)
+    dist = torch.hypot(rows - (at // w).to(x.dtype).view(n, 1, 1),
+                       cols - (at % w).to(x.dtype).view(n, 1, 1)) * metres_per_pixel
+    gain_db = GAIN_DB_MAX - 20.0 * torch.log10(dist.clamp_min(1.0))   # exponent 2, as free_space_gain
+    grey = ((gain_db - GAIN_DB_MIN) / (GAIN_DB_MAX - GAIN_DB_MIN)).clamp(0.0, 1.0)
+    scaled = (grey.clamp_min(GAIN_FLOOR) - GAIN_FLOOR) / (1.0 - GAIN_FLOOR)
+    return (scaled * (1.0 - x[:, 0].clamp(0.0, 1.0))).unsqueeze(1)
+
+
+class FreeSpaceResidual(nn.Module):
+    """``net`` predicts the gain's departure from free space: ``free_space_prior(x) + net(x)``.
+
+    The distance decay is given, so the network's capacity (and the loss) goes to what free
+    space does not know: walls, shadows, diffraction. The prior reads the same inputs as the
+    network (TX and buildings), so removing a building in an explanation moves both.
+    """
+
+    def __init__(self, net: nn.Module, metres_per_pixel: float) -> None:
+        super().__init__()
+        self.net, self.metres_per_pixel = net, float(metres_per_pixel)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return free_space_prior(x, self.metres_per_pixel) + self.net(x)
+
+
+TARGETS = ("gain", "free_space_residual")
+
+
+def build_model(in_channels: int, params: dict) -> nn.Module:
+    """The network a training config asks for (``width``, ``depth``, ``chained``; ``target``
+    ``free_space_residual`` wraps it in :class:`FreeSpaceResidual`, which needs
+    ``metres_per_pixel``, stored in the model file's params by training)."""
+    net = RadioWNet(in_channels, int(params["width"]), int(params["depth"]),
+                    bool(params.get("chained", True)))
+    target = params.get("target", "gain")
+    if target not in TARGETS:
+        raise ValueError(f"radio model: unknown target {target!r}; known: {TARGETS}")
+    if target == "free_space_residual":
+        if "metres_per_pixel" not in params:
+            raise ValueError("radio model: target free_space_residual needs metres_per_pixel in its params")
+        return FreeSpaceResidual(net, float(params["metres_per_pixel"]))
+    return net
 
 
 class BuildingsOnly(nn.Module):

@@ -1,7 +1,9 @@
 """Training Φ (buildings with some missing + TX + measurements) and Φ_gt (complete city + TX).
 
-Both are RadioWNet-style UNets trained with MSE on the scaled gain (RadioUNet's loss), Adam
-and a step learning-rate schedule, in the pipeline's training loop
+Both are RadioWNet-style UNets trained with MSE on the scaled gain (RadioUNet's loss; optionally
+weighted towards shadows, :func:`loss_weights`, or on the departure from free space, target
+``free_space_residual``: neither taught the models shadows, benchmarks/results/radio_shadows.json),
+Adam and a step learning-rate schedule, in the pipeline's training loop
 (:func:`genex.pipeline.training.fit`): resume after a kill, epoch order from
 ``epoch_rng(seed, epoch)``, best model on validation RMSE. Φ's training measurements are
 drawn afresh every epoch (from the same epoch generator), its validation measurements are
@@ -19,6 +21,7 @@ from torch import nn
 
 from genex.studies.radio.features import (
     draw_measurements,
+    free_space_gain,
     load_meta,
     load_split,
     phi_gt_inputs,
@@ -54,6 +57,33 @@ def batch_inputs(model: str, data: dict[str, np.ndarray], idx: np.ndarray,
         keys = ("complete", "tx")
     rows = {key: data[key][idx] for key in keys}
     return model_inputs(model, rows, None if measured is None else measured[idx])
+
+
+def loss_weights(gain: np.ndarray, buildings: np.ndarray, txs: np.ndarray, metres_per_pixel: float,
+                 shadow: float = 0.0, building: float = 1.0) -> np.ndarray:
+    """Per-pixel weights ``[N, H, W]`` of the training loss, where the shadows are.
+
+    A street pixel weighs ``1 + shadow * max(free space - gain, 0)``: the further the simulated
+    gain falls below free-space gain (walls, shadows), the more its error counts; under plain MSE
+    the distance decay, which free space alone explains, dominates the loss. A building pixel
+    (of the complete city, the target's: its gain has no meaning) weighs ``building``.
+    ``shadow = 0, building = 1`` is plain MSE.
+    """
+    inside = np.asarray(buildings) > 0
+    weights = np.ones(np.shape(gain), dtype=np.float32)
+    if shadow:
+        free = np.stack([free_space_gain(tx, b, metres_per_pixel) for tx, b in zip(txs, inside)])
+        weights += float(shadow) * np.maximum(free - gain, 0.0)
+    weights[inside] = float(building)
+    return weights
+
+
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """``sum(w (pred - target)^2) / sum(w)`` (plain MSE when ``weights`` is None): normalising by
+    the weights keeps the loss's scale, and so the learning rate's meaning, for any weighting."""
+    if weights is None:
+        return nn.functional.mse_loss(pred, target)
+    return (weights * (pred - target) ** 2).sum() / weights.sum().clamp_min(1e-12)
 
 
 def predict_split(net: nn.Module, model: str, data: dict[str, np.ndarray], device: torch.device,
@@ -97,12 +127,16 @@ def train_model(model: str, features: Path, params: dict, seed: int, device: tor
                 checkpoints: Path, out: Path) -> dict:
     """Train ``model`` (phi or phi_gt); write the best weights to ``out``; return the summary."""
     train, valid = load_split(features, "train"), load_split(features, "valid")
+    meta = load_meta(features)
+    if params.get("target", "gain") == "free_space_residual":  # the model file rebuilds the prior
+        params = {**params, "metres_per_pixel": float(meta["metres_per_pixel"])}
+    loss = {"shadow_weight": 0.0, "building_weight": 1.0, **(params.get("loss") or {})}
+    plain = not loss["shadow_weight"] and loss["building_weight"] == 1.0
     torch.manual_seed(seed)
     net = build_model(in_channels(model), params).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=float(params["lr"]))
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(params["lr_step"]),
                                             gamma=float(params["lr_gamma"]))
-    meta = load_meta(features)
     ckpt = Checkpointer(checkpoints, {"model": net, "opt": opt, "sched": sched},
                         fingerprint(model, params, seed, meta, train["gain"].shape),
                         {"features": features})
@@ -118,13 +152,21 @@ def train_model(model: str, features: Path, params: dict, seed: int, device: tor
         measured = draw_measurements(train["complete"], train["tx"], counts, rng) if model == "phi" else None
         for idx in index_batches(order, batch):
             xb = torch.from_numpy(batch_inputs(model, train, idx, measured))
-            yield xb, torch.from_numpy(train["gain"][idx]).unsqueeze(1)
+            yb = torch.from_numpy(train["gain"][idx]).unsqueeze(1)
+            if plain:
+                yield xb, yb
+            else:
+                wb = loss_weights(train["gain"][idx], train["complete"][idx], train["tx"][idx],
+                                  float(meta["metres_per_pixel"]), float(loss["shadow_weight"]),
+                                  float(loss["building_weight"]))
+                yield xb, yb, torch.from_numpy(wb).unsqueeze(1)
 
-    def step(batch: tuple[torch.Tensor, torch.Tensor], loop: Loop) -> dict[str, float]:
+    def step(batch: tuple[torch.Tensor, ...], loop: Loop) -> dict[str, float]:
         xb, yb = batch[0].to(device), batch[1].to(device)
+        wb = batch[2].to(device) if len(batch) > 2 else None
         with loop.autocast():
-            loss = nn.functional.mse_loss(net(xb).float(), yb)
-        return {"mse": loop.update(loss, opt)}
+            value = weighted_mse(net(xb).float(), yb, wb)
+        return {"mse": loop.update(value, opt)}
 
     def evaluate(epoch: int, losses: EpochLosses) -> tuple[float, dict]:
         score = rmse(predict_split(net, model, valid, device), valid["gain"])
