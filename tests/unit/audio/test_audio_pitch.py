@@ -199,14 +199,14 @@ def test_pesto_names_the_shortest_clip_it_takes(models):
 # share of the top-10 rows within one row of a harmonic is compared with chance (the share of
 # all rows that are: 0.21 here). Numbers from this exact setting are in docs/explain.md.
 
-def _placement(notes, method, infiller="zero", steps=60):
+def _placement(notes, method, infiller="zero", steps=60, kept_at=None):
     from genex.audio import explain
 
     wave = render_notes(0.15)[0, 57] if notes is None else notes
     e = explain("genex.audio.zoo:torchcrepe_pitch", wave, SR, components="bands:513", method=method,
                 infiller=infiller, n_samples=2, steps=steps, seed=0, in_distribution=False)
     assert e.target["label"] in ("MIDI 57.0", "MIDI 57.1", "MIDI 56.9")
-    return harmonic_placement(e.scores, e.representation.frequencies, midi_hz(57), top_k=10)
+    return harmonic_placement(e.scores, e.representation.frequencies, midi_hz(57), top_k=10, kept_at=kept_at)
 
 
 @pytest.fixture(scope="module")
@@ -222,8 +222,11 @@ def test_gradient_baselines_on_crepe_lean_on_harmonics(piano_a3, method, at_leas
 
 @pytest.mark.slow
 def test_rde_on_crepe_keeps_f0_and_harmonics(piano_a3):
-    placed = _placement(piano_a3, "rde-concrete", infiller="zero")
-    assert placed["share"] >= 0.8 and 1 in placed["harmonic_of_top"][:3], placed
+    # the rows RDE keeps (keep probability >= 0.5): a decided mask keeps few (5 here), so a
+    # top-10 would also count dropped rows, ranked by tiny differences near 0
+    placed = _placement(piano_a3, "rde-concrete", infiller="zero", kept_at=0.5)
+    assert placed["n_kept"] >= 3 and placed["kept_share"] >= 0.8 and placed["mass_share"] >= 0.8, placed
+    assert 1 in placed["harmonic_of_top"][:3], placed
 
 
 @pytest.mark.parametrize("spec", [
