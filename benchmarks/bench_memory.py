@@ -229,6 +229,26 @@ def line(a: float, b: float, size: float) -> float:
     return a + b * size
 
 
+def old_and_new(args, case: str, sizes: tuple[int, ...], unit: str, real_size: int) -> dict:
+    """``{"old": ..., "new": ...}``: each variant measured at ``sizes`` (``unit`` per point) and
+    extrapolated along the line through them to ``real_size``."""
+    entry = {}
+    for variant in ("old", "new"):
+        pts = [run_child(args, case, variant, n) for n in sizes]
+        a, b = fit([(p["size"], p["peak_anon"]) for p in pts])
+        entry[variant] = {"measured": [{f"{unit}s": p["size"], "peak_rss_mb": round(p["peak_rss"] / MB),
+                                        "peak_anon_mb": round(p["peak_anon"] / MB)} for p in pts],
+                          f"bytes_per_{unit}": round(b), "intercept_mb": round(a / MB),
+                          "extrapolated_host_gb": round(line(a, b, real_size) / GB, 1)}
+    return entry
+
+
+def ensure_piano_features(work: Path, sizes: tuple[int, ...]) -> None:
+    for n in sizes:
+        if not (work / f"piano_{n}" / "pieces.npz").exists():
+            piano_features(work / f"piano_{n}" / "pieces.npz", n)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "memory.json")
@@ -266,13 +286,7 @@ def main() -> None:
                  "real_size": RADIO_TRAIN_SAMPLES, "real_size_source": "RadioMapSeer: 501 train maps x 80 TX "
                  "(valid 100 x 80 scales with it)", "stand_in_model": "RadioWNet width 2, depth 2 (the data "
                  "path is the rule's own; the paper model's share is the GPU estimate below)"}
-        for variant in ("old", "new"):
-            pts = [run_child(args, "radio_train", variant, n) for n in sizes]
-            a, b = fit([(p["size"], p["peak_anon"]) for p in pts])
-            entry[variant] = {"measured": [{"samples": p["size"], "peak_rss_mb": round(p["peak_rss"] / MB),
-                                            "peak_anon_mb": round(p["peak_anon"] / MB)} for p in pts],
-                              "bytes_per_sample": round(b), "intercept_mb": round(a / MB),
-                              "extrapolated_host_gb": round(line(a, b, RADIO_TRAIN_SAMPLES) / GB, 1)}
+        entry.update(old_and_new(args, "radio_train", sizes, "sample", RADIO_TRAIN_SAMPLES))
         phi = RadioWNet(3, 32, 4)
         act = activation_bytes(phi, torch.zeros(1, 3, 256, 256))
         params = sum(p.numel() for p in phi.parameters()) * 4
@@ -284,20 +298,12 @@ def main() -> None:
 
     if "piano_train_inn" in cases:
         sizes = (150_000, 450_000)
-        for n in sizes:
-            if not (args.work / f"piano_{n}" / "pieces.npz").exists():
-                piano_features(args.work / f"piano_{n}" / "pieces.npz", n)
+        ensure_piano_features(args.work, sizes)
         entry = {"rule": "piano_train_inn (MAESTRO)", "size_unit": "frames (x 144 + y 185 float32)",
                  "real_size": MAESTRO_FRAMES, "real_size_source": "MAESTRO v3.0.0 train + test: 179.2 h at "
                  "25 fps (validation split unused)", "stand_in_model": "PianoINN hidden 16, 1 block, 20 batches "
                  "(the data path is the rule's own)"}
-        for variant in ("old", "new"):
-            pts = [run_child(args, "piano_train_inn", variant, n) for n in sizes]
-            a, b = fit([(p["size"], p["peak_anon"]) for p in pts])
-            entry[variant] = {"measured": [{"frames": p["size"], "peak_rss_mb": round(p["peak_rss"] / MB),
-                                            "peak_anon_mb": round(p["peak_anon"] / MB)} for p in pts],
-                              "bytes_per_frame": round(b), "intercept_mb": round(a / MB),
-                              "extrapolated_host_gb": round(line(a, b, MAESTRO_FRAMES) / GB, 1)}
+        entry.update(old_and_new(args, "piano_train_inn", sizes, "frame", MAESTRO_FRAMES))
         entry["new"]["note"] = ("x and y are memory-mapped: their pages count in RSS (RssFile) while "
                                 "touched but are page cache the kernel reclaims; peak_anon is what "
                                 "the rule itself holds")
@@ -309,19 +315,11 @@ def main() -> None:
 
     if "piano_predict" in cases:
         sizes = (150_000, 450_000)
-        for n in sizes:
-            if not (args.work / f"piano_{n}" / "pieces.npz").exists():
-                piano_features(args.work / f"piano_{n}" / "pieces.npz", n)
+        ensure_piano_features(args.work, sizes)
         entry = {"rule": "piano_predict (MAESTRO)", "size_unit": "frames (INN outputs: 256 float32)",
                  "real_size": MAESTRO_FRAMES, "real_size_source": "MAESTRO v3.0.0 train + test: 179.2 h at 25 fps",
                  "model": "the paper's PianoINN (hidden 128, 5 blocks), untrained", "old_rev": PIANO_PREDICT_OLD_REV}
-        for variant in ("old", "new"):
-            pts = [run_child(args, "piano_predict", variant, n) for n in sizes]
-            a, b = fit([(p["size"], p["peak_anon"]) for p in pts])
-            entry[variant] = {"measured": [{"frames": p["size"], "peak_rss_mb": round(p["peak_rss"] / MB),
-                                            "peak_anon_mb": round(p["peak_anon"] / MB)} for p in pts],
-                              "bytes_per_frame": round(b), "intercept_mb": round(a / MB),
-                              "extrapolated_host_gb": round(line(a, b, MAESTRO_FRAMES) / GB, 1)}
+        entry.update(old_and_new(args, "piano_predict", sizes, "frame", MAESTRO_FRAMES))
         entry["note"] = "features memory-mapped (page cache, not counted in peak_anon); outputs held once (new) or twice (old)"
         results["piano_predict"] = entry
 

@@ -353,8 +353,9 @@ class RDEConcrete(_GradientRDE):
     between 0 and 1 in 150 steps. A warm start (t 1) gives every sample a gradient, so early
     mistakes are undone, and the masks end decided at t 0.1 (nsynth's 110 notes: 96 % of
     the keep probabilities within 0.05 of 0 or 1 against 48 % at lr 0.5, objective 2.91
-    against 3.29, at the same cost; benchmarks/results/mask_bimodality.json). Paper: λ 50 per note (30 per class), t 0.1, plain Adam (``schedule="constant"``)
-    at lr 1e-5 for 10⁶ steps (1e-4, 2·10⁵ per class), see config/paper.yaml.
+    against 3.29, at the same cost; benchmarks/results/mask_bimodality.json). Paper: λ 50 per
+    note (30 per class), t 0.1, plain Adam (``schedule="constant"``) at lr 1e-5 for 10⁶ steps
+    (1e-4, 2·10⁵ per class), see config/paper.yaml.
 
     Args:
         model, infiller, component_map: see :class:`RateDistortion`.

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.radio_models import Flat
+from helpers.radio_models import Flat, Shadow, tiny_radio_features
 
 from genex.studies.radio.explain import planted_rank, pursue
 from genex.studies.radio.infill import PhiGtSampler, make_infiller
@@ -225,18 +225,7 @@ def test_batched_candidates_choose_as_one_at_a_time_and_beat_random():
 
 @pytest.fixture(scope="module")
 def features(tmp_path_factory) -> Path:
-    from genex.studies.radio.render import render
-    from genex.studies.radio.features import build_features
-
-    root = tmp_path_factory.mktemp("radio")
-    data, out = root / "data", root / "features"
-    data.mkdir()
-    out.mkdir()
-    render(data, {"maps": 6, "transmitters": 2, "size": 64, "buildings_missing_levels": 1,
-                  "buildings_missing_versions": 1, "workers": 1}, seed=5)
-    build_features(data, out, {"resolution": 16, "simulator": "DPM", "missing_levels": [1],
-                               "measurements": [3, 6]}, seed=5)
-    return out
+    return tiny_radio_features(tmp_path_factory.mktemp("radio"))
 
 
 TRAIN = {"width": 2, "depth": 2, "chained": True, "epochs": 2, "batch_size": 4, "lr": 0.01,
@@ -368,10 +357,6 @@ def test_matching_pursuit_by_model_beats_random_only_for_a_model_that_learned_sh
     model that learned no shadow is not."""
     from genex.studies.radio.explain import explain_one, summarize_by_model
     from genex.studies.radio.features import planted_scene
-
-    class Shadow(nn.Module):  # the map dims where buildings stand and around them
-        def forward(self, z):
-            return 1.0 - nn.functional.avg_pool2d(z[:, :1], 5, 1, 2)
 
     scene = planted_scene(16, 2.0, 2)
     params = {"k": 2, "sample_fractions": [0.0], "mc_samples": 1, "batch_candidates": 64,

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.radio_models import tiny_radio_features
+
 from genex.studies.radio.features import free_space_gain, phi_gt_inputs, phi_inputs
 from genex.studies.radio.models import FreeSpaceResidual, RadioWNet, build_model, free_space_prior
 from genex.studies.radio.train import load_model, loss_weights, train_model, weighted_mse
@@ -85,18 +87,7 @@ def test_residual_model_adds_the_network_to_the_prior():
 
 @pytest.fixture(scope="module")
 def features(tmp_path_factory) -> Path:
-    from genex.studies.radio.features import build_features
-    from genex.studies.radio.render import render
-
-    root = tmp_path_factory.mktemp("radio_shadows")
-    data, out = root / "data", root / "features"
-    data.mkdir()
-    out.mkdir()
-    render(data, {"maps": 6, "transmitters": 2, "size": 64, "buildings_missing_levels": 1,
-                  "buildings_missing_versions": 1, "workers": 1}, seed=5)
-    build_features(data, out, {"resolution": 16, "simulator": "DPM", "missing_levels": [1],
-                               "measurements": [3, 6]}, seed=5)
-    return out
+    return tiny_radio_features(tmp_path_factory.mktemp("radio_shadows"))
 
 
 TRAIN = {"width": 2, "depth": 2, "chained": True, "epochs": 1, "batch_size": 4, "lr": 0.01,

@@ -400,9 +400,7 @@ def test_radio_explanations_run_a_model_without_parameters():
     from genex.studies.radio.explain import explain_one, planted_rank
     from genex.studies.radio.features import planted_scene
 
-    class Shadow(nn.Module):  # no parameters, no buffers: the map dims where buildings are
-        def forward(self, z):
-            return 1.0 - nn.functional.avg_pool2d(z[:, :1], 5, 1, 2)
+    from helpers.radio_models import Shadow  # no parameters, no buffers
 
     scene = planted_scene(16, 2.0, 2)
     params = {"k": 2, "sample_fractions": [0.0], "mc_samples": 1, "batch_candidates": 64,
