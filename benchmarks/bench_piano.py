@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
-from genex.studies.piano.inn import PianoINN, clamp_gradients, inn_losses, make_optimizer
+from genex.pipeline.checkpoint import TrainState
+from genex.pipeline.training import Loop
+from genex.studies.piano.inn import PianoINN, inn_losses, make_optimizer
 
 
 def frames_per_second(device: torch.device, batch: int, projections: int, steps: int,
@@ -29,12 +31,11 @@ def frames_per_second(device: torch.device, batch: int, projections: int, steps:
     y = torch.rand(batch, 185, device=device)
     gen = torch.Generator(device=device).manual_seed(0)
 
+    loop = Loop(device, TrainState(), amp=False)  # the INN trains in float32, as in the pipeline
+
     def step() -> None:
-        opt.zero_grad(set_to_none=True)
         terms = inn_losses(model, x, y, epoch=300.0, n_projections=projections, generator=gen)
-        terms["total"].backward()
-        clamp_gradients(model)
-        opt.step()
+        loop.update(terms["total"], opt, clip_value=15.0)
 
     step()
     if device.type == "cuda":

@@ -48,7 +48,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from genex.progress import progress as progress_bar
-from genex.pipeline.checkpoint import Checkpointer, TrainState, file_digest, fingerprint, finite_loss
+from genex.pipeline.checkpoint import Checkpointer, file_digest, fingerprint
+from genex.pipeline.training import EpochLosses, Loop, fit
 from genex.pipeline.io import atomic_file, load_tensors, save_tensors
 from genex.xai import GenerativeInfiller, MeanInfiller, NoiseInfiller, ZeroInfiller
 
@@ -344,23 +345,19 @@ class _SquashedNoise(NoiseInfiller):
 # --- fitting ----------------------------------------------------------------------------------
 
 def _gan_step(net: TFInpainter, critic: TFCritic, opt_g, opt_d, x: Tensor, mask: Tensor,
-              noise: Tensor, recon_weight: float, state: TrainState) -> dict[str, float]:
+              noise: Tensor, recon_weight: float, loop: Loop) -> dict[str, float]:
     """One critic and one generator update (the nsynth trainer's step, in 2-D): non-saturating
     GAN loss, plus L1 on the dropped entries in the network's scaled domain."""
-    fake = torch.where(mask == 1, x, net(x * mask, mask, noise))
-    d_loss = F.softplus(-critic(x)).mean() + F.softplus(critic(fake.detach())).mean()
-    d_value = finite_loss(d_loss, state, "critic loss")
-    opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    opt_d.step()
-    adv = F.softplus(-critic(fake)).mean()
-    dropped = 1 - mask
-    rec = ((net.scaler(fake) - net.scaler(x)).abs() * dropped).sum() / dropped.sum().clamp_min(1)
-    g_loss = adv + recon_weight * rec
-    finite_loss(g_loss, state, "generator loss")
-    opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
-    opt_g.step()
+    with loop.autocast():
+        fake = torch.where(mask == 1, x, net(x * mask, mask, noise).float())
+        d_loss = F.softplus(-critic(x).float()).mean() + F.softplus(critic(fake.detach()).float()).mean()
+    d_value = loop.update(d_loss, opt_d, "critic loss")
+    with loop.autocast():
+        adv = F.softplus(-critic(fake).float()).mean()
+        dropped = 1 - mask
+        rec = ((net.scaler(fake) - net.scaler(x)).abs() * dropped).sum() / dropped.sum().clamp_min(1)
+        g_loss = adv + recon_weight * rec
+    loop.update(g_loss, opt_g, "generator loss")
     return {"critic": d_value, "adversarial": float(adv.detach()), "reconstruction": float(rec.detach())}
 
 
@@ -434,30 +431,34 @@ def fit_infiller(audio_files: Sequence[str | os.PathLike], representation, out_d
     if state.step > steps:
         raise ValueError(f"fit-infiller: {checkpoints / 'last.pt'} is at step {state.step}, past "
                          f"steps={steps}; ask for more steps, or resume=False to start again")
-    recent: list[dict[str, float]] = []
-    steps_done = range(state.step, steps)
-    loop = progress_bar(steps_done, desc="fit-infiller", total=len(steps_done), unit="step") \
-        if progress else steps_done
+    # one epoch of the shared loop = the steps up to the next checkpoint (a multiple of
+    # checkpoint_every, or the last step), planned from where the checkpoint left off
+    ends = [*range((state.step // checkpoint_every + 1) * checkpoint_every, steps, checkpoint_every), steps]
+    ends = [end for end in ends if end > state.step]
+    intervals = [range(start, end) for start, end in zip([state.step, *ends], ends)]
+    first_epoch = state.epoch
+
+    def batches(epoch: int):
+        for step in intervals[epoch - first_epoch]:
+            rng = _step_rng(seed, step)
+            x = _crops(features, train_idx, batch_size, crop_frames, rng)
+            mask = random_component_masks(batch_size, tuple(x.shape[1:]), rng, x, frequencies)
+            gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+            yield x.to(device), mask.to(device), torch.randn(x.shape, generator=gen).to(device)
+
+    def step(batch, loop: Loop) -> dict[str, float]:
+        return _gan_step(net, critic, opt_g, opt_d, *batch, recon_weight, loop)
+
+    def evaluate(epoch: int, losses: EpochLosses) -> tuple[float, dict]:
+        valid = _validation(net, features, valid_idx, crop_frames, valid_crops, seed, device, frequencies)
+        means = {k: round(v / max(losses.batches, 1), 6) for k, v in losses.sums.items()}
+        return valid["fitted"], {"step": state.step, **means, "valid_mae": valid}
+
     started = time.perf_counter()
-    net.train()
-    critic.train()
-    for step in loop:
-        rng = _step_rng(seed, step)
-        x = _crops(features, train_idx, batch_size, crop_frames, rng).to(device)
-        mask = random_component_masks(batch_size, tuple(x.shape[1:]), rng, x.cpu(), frequencies).to(device)
-        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        noise = torch.randn(x.shape, generator=gen).to(device)
-        losses = _gan_step(net, critic, opt_g, opt_d, x, mask, noise, recon_weight, state)
-        recent = (recent + [losses])[-checkpoint_every:]
-        state.step = step + 1
-        if state.step % checkpoint_every == 0 or state.step == steps:
-            state.epoch += 1  # one epoch = one checkpoint interval
-            record = {"step": state.step,
-                      **{k: round(float(np.mean([r[k] for r in recent])), 6) for k in losses},
-                      "valid_mae": _validation(net, features, valid_idx, crop_frames, valid_crops,
-                                               seed, device, frequencies)}
-            state.history.append(record)
-            ckpt.save(state)
+    # the last weights are kept: the validation error is reported, not used to pick a step
+    fit("fit-infiller", epochs=first_epoch + len(intervals), checkpointer=ckpt, device=device,
+        batches=batches, step=step, evaluate=evaluate, modules=[net, critic], state=state,
+        batch_progress=True, quiet=not progress, restore_best=False)
     net.eval()
     seconds = time.perf_counter() - started
     if not state.history or state.history[-1]["step"] != state.step:  # nothing left to train

@@ -1,4 +1,4 @@
-"""The one training loop every trainer of the studies runs.
+"""The one training loop every trainer runs: the studies' eight and ``genex fit-infiller``.
 
 :func:`fit` does the shared work once: it resumes from the :class:`Checkpointer`, runs the
 remaining epochs (with a progress bar), puts the trained modules in train mode, feeds each
@@ -122,25 +122,29 @@ def fit(name: str, *, epochs: int, checkpointer: Checkpointer, device: torch.dev
         evaluate: Callable[[int, EpochLosses], tuple[float, dict]],
         modules: Sequence[nn.Module] = (), schedulers: Sequence[Any] = (),
         weight: Callable[[Batch], float] | None = None, amp: bool = True,
-        batch_progress: bool = False) -> TrainState:
+        batch_progress: bool = False, quiet: bool = False, state: TrainState | None = None,
+        restore_best: bool = True) -> TrainState:
     """Train for ``epochs`` epochs (resuming where ``checkpointer`` left off); return the state.
 
     ``modules`` are put in train mode at each epoch start (``evaluate`` may switch them to
     eval mode); ``schedulers`` step once per epoch after the last batch; ``weight(batch)``
     weighs each step's values in :attr:`EpochLosses.sums` (e.g. ``len`` for per-example
     means); ``batch_progress`` adds a progress bar over each epoch's batches (for long
-    epochs). At the end the best epoch's weights are loaded back into the objects of
-    ``checkpointer``.
+    epochs); ``quiet`` shows no progress bar at all. ``state``: one the caller already resumed from ``checkpointer`` (to plan the
+    remaining epochs from it). At the end the best epoch's weights are loaded back into the
+    objects of ``checkpointer``; with ``restore_best=False`` the last epoch's stay (a trainer
+    whose validation score is a diagnostic, not a model choice).
     """
-    state = checkpointer.resume()
+    if state is None:
+        state = checkpointer.resume()
     loop = Loop(device, state, amp)
-    for epoch in progress(range(state.epoch, int(epochs)), desc=name, total=int(epochs) - state.epoch,
-                          unit="epoch"):
+    remaining = range(state.epoch, int(epochs))
+    for epoch in remaining if quiet else progress(remaining, desc=name, total=len(remaining), unit="epoch"):
         for module in modules:
             module.train()
         losses = EpochLosses()
         epoch_batches = batches(epoch)
-        if batch_progress:
+        if batch_progress and not quiet:
             epoch_batches = progress(epoch_batches, desc=f"{name} epoch {epoch + 1}/{epochs}", unit="batch")
         for batch in epoch_batches:
             values = step(batch, loop)
@@ -152,12 +156,13 @@ def fit(name: str, *, epochs: int, checkpointer: Checkpointer, device: torch.dev
             scheduler.step()
         score, record = evaluate(epoch, losses)
         state.epoch = epoch + 1
-        best = state.improved(score)
+        best = restore_best and state.improved(score)  # no best.pt without a best to restore
         state.history.append(record)
         log.info("%s epoch %d/%d: %s%s", name, state.epoch, epochs,
                  ", ".join(f"{k} {v:.4g}" for k, v in record.items()
                            if k != "epoch" and isinstance(v, (int, float))),
                  " (best)" if best else "")
         checkpointer.save(state, best=best)
-    checkpointer.load_best()
+    if restore_best:
+        checkpointer.load_best()
     return state

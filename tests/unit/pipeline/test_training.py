@@ -156,3 +156,23 @@ def test_index_batches_cut_an_order_into_batches_full_ones_or_with_a_shorter_las
     assert [len(b) for b in index_batches(order, 4, limit=0)] == [4, 4, 2]  # 0: no limit
     assert [len(b) for b in index_batches(order[:3], 4, full=True)] == [3]  # a small set still trains
     assert index_batches(order[:0], 4) == []
+
+
+def test_every_trainer_steps_its_weights_through_the_one_loop():
+    """Weights are updated in one place, ``Loop.update``: no other module calls ``backward``
+    but the explainers, which optimise masks and inputs, not weights. A trainer with its own
+    loop (the piano INN's and fit-infiller's once were) shows up here."""
+    import ast
+    from pathlib import Path
+
+    import genex
+
+    root = Path(genex.__file__).parent
+    allowed = {"pipeline/training.py", "xai/rde.py"}
+    calls = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "backward":
+                calls.add(path.relative_to(root).as_posix())
+    assert calls - allowed == set(), sorted(calls - allowed)
+    assert "pipeline/training.py" in calls

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from genex.pipeline.checkpoint import TrainState
+from genex.pipeline.training import Loop
 from genex.studies.piano import filterbank as fbk
 from genex.studies.piano import labels as pl
 from genex.studies.piano.framewise import framewise_prf, framewise_prf_pieces, mean_prf
@@ -219,8 +221,13 @@ def test_inn_training_reduces_the_loss():
     assert optimizer.defaults["betas"] == (0.8, 0.8) and optimizer.defaults["eps"] == 1e-4
     gen = torch.Generator().manual_seed(0)
     x, y = torch.rand(32, 144), (torch.rand(32, 185) > 0.8).float()
-    history = [inn.train_step(model, optimizer, x, y, epoch=0, n_projections=128, generator=gen)
-               for _ in range(15)]
+    loop = Loop(torch.device("cpu"), TrainState(), amp=False)
+    history = []
+    for _ in range(15):  # the pipeline's step: the released code's ±15 gradient clamp
+        model.train()
+        terms = inn.inn_losses(model, x, y, 0, n_projections=128, generator=gen)
+        loop.update(terms["total"], optimizer, clip_value=15.0)
+        history.append({k: float(v.detach()) for k, v in terms.items()})
     assert history[-1]["fit"] < 0.6 * history[0]["fit"]
     assert history[-1]["x_recon"] < history[0]["x_recon"]
 

@@ -237,23 +237,3 @@ def make_optimizer(model: nn.Module, lr: float = 1e-3, betas: tuple[float, float
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
-
-
-def clamp_gradients(model: nn.Module, limit: float = 15.0) -> None:
-    """Clamp every gradient element to ±limit (the released code's "gradient clipping")."""
-    for p in model.parameters():
-        if p.grad is not None:
-            p.grad.data.clamp_(-limit, limit)
-
-
-def train_step(model: PianoINN, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-               y: torch.Tensor, epoch: float, grad_limit: float = 15.0,
-               **loss_kwargs) -> dict[str, float]:
-    """One optimiser step on a batch; returns the loss terms as floats (for logging)."""
-    model.train()
-    optimizer.zero_grad(set_to_none=True)
-    terms = inn_losses(model, x, y, epoch, **loss_kwargs)
-    terms["total"].backward()
-    clamp_gradients(model, grad_limit)
-    optimizer.step()
-    return {k: float(v.detach()) for k, v in terms.items()}
