@@ -8,6 +8,7 @@ leaves no half-written result behind.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import os
@@ -155,11 +156,17 @@ def build_parser(studies: tuple[str, ...] | None = None, datasets_of: tuple[str,
     return parser
 
 
+@functools.lru_cache(maxsize=1)
+def _full_parser() -> argparse.ArgumentParser:
+    """Every command's parser, built once: the workflow asks for one rule's entry points at a time."""
+    return build_parser()
+
+
 def entry_points(words: list[str]) -> list[str]:
     """The functions (``module:function``) that `genex <words>` runs, e.g. ``["render",
     "radio-sim"]`` -> the render command and the radio-sim renderer. The workflow derives each
     rule's code inputs from these (``workflow/lib/code_inputs.py``)."""
-    node, path = build_parser(), []
+    node, path = _full_parser(), []
     for word in words:
         subs = _subcommands(node)
         if not subs:

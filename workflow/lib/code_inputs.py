@@ -121,51 +121,52 @@ def closure(source: Source, entries: list[str]) -> set[str]:
     for entry in entries:
         module, _, name = entry.partition(":")
         todo.append((module, name or None))
-
-    def visit_module(module: str) -> None:
-        parts = module.split(".")
-        for i in range(1, len(parts) + 1):  # importing a.b.c runs a, a.b and a.b.c
-            name = ".".join(parts[:i])
-            if source.is_module(name):
-                todo.append((name, None))
-
     while todo:
         node = todo.pop()
         if node in seen or not source.is_module(node[0]):
             continue
         seen.add(node)
-        module, name = node
-        mod = source.parsed(module)
-        if name is None:  # the module's top level: what runs on import
-            modules.add(module)
-            body = mod.top
-        elif name in mod.defs:
-            body = [mod.defs[name]]
-            todo.append((module, None))
-        else:  # a name the module imports: follow the import
-            binding = source.top_bindings(module).get(name)
-            if binding:
-                todo.append(binding)
-            todo.append((module, None))
-            continue
-        for m in _imported_modules(mod, body, source):
-            visit_module(m)
-        bound = source.top_bindings(module) | _bindings(mod, body, source)
-        handlers = _handlers(body)
-        for n in (x for stmt in body for x in ast.walk(stmt)):
-            if isinstance(n, ast.Name) and n.id not in handlers:
-                if n.id in mod.defs and n.id != name:
-                    todo.append((module, n.id))
-                elif n.id in bound:
-                    todo.append(bound[n.id])
-            elif isinstance(n, ast.Attribute) and (dotted := _dotted(n)):
-                # genex.x.y / alias.y: the attribute of a module we know
-                head, _, rest = dotted.partition(".")
-                if head in bound and bound[head][1] is None:
-                    found = source.longest_module(f"{bound[head][0]}.{rest}")
-                    if found:
-                        todo.append(found)
+        if node[1] is None:  # the module's top level: what runs on import
+            modules.add(node[0])
+        todo.extend(_runs_next(source, *node))
     return modules
+
+
+@functools.lru_cache(maxsize=None)
+def _runs_next(source: Source, module: str, name: str | None) -> tuple[tuple[str, str | None], ...]:
+    """What running ``module``'s ``name`` (its top level when None) runs in turn. A function of
+    the node alone, so it is read once per Snakemake run, not once per rule."""
+    mod = source.parsed(module)
+    out: list[tuple[str, str | None]] = []
+    if name is None:
+        body = mod.top
+    elif name in mod.defs:
+        body = [mod.defs[name]]
+        out.append((module, None))
+    else:  # a name the module imports: follow the import
+        binding = source.top_bindings(module).get(name)
+        return tuple([binding] if binding else []) + ((module, None),)
+    for m in _imported_modules(mod, body, source):
+        parts = m.split(".")
+        for i in range(1, len(parts) + 1):  # importing a.b.c runs a, a.b and a.b.c
+            if source.is_module(".".join(parts[:i])):
+                out.append((".".join(parts[:i]), None))
+    bound = source.top_bindings(module) | _bindings(mod, body, source)
+    handlers = _handlers(body)
+    for n in (x for stmt in body for x in ast.walk(stmt)):
+        if isinstance(n, ast.Name) and n.id not in handlers:
+            if n.id in mod.defs and n.id != name:
+                out.append((module, n.id))
+            elif n.id in bound:
+                out.append(bound[n.id])
+        elif isinstance(n, ast.Attribute) and (dotted := _dotted(n)):
+            # genex.x.y / alias.y: the attribute of a module we know
+            head, _, rest = dotted.partition(".")
+            if head in bound and bound[head][1] is None:
+                found = source.longest_module(f"{bound[head][0]}.{rest}")
+                if found:
+                    out.append(found)
+    return tuple(dict.fromkeys(out))
 
 
 def _handlers(body) -> set[str]:
@@ -189,15 +190,19 @@ def _dotted(node: ast.Attribute) -> str | None:
 def package_data(source: Source, modules: set[str]) -> set[Path]:
     """Data files shipped beside the modules that run: what a module's folder holds that is
     not Python (e.g. ``report/templates/index.html``), in it or in its non-package subfolders."""
-    found: set[Path] = set()
     top = source.root / PACKAGE
-    for folder in {source.file(m).parent for m in modules} - {top}:
-        for f in folder.rglob("*"):
-            rel = f.relative_to(folder).parts
-            if (f.is_file() and f.suffix not in (".py", ".pyc") and not any(p.startswith((".", "__")) for p in rel)
-                    and not any((folder.joinpath(*rel[:i]) / "__init__.py").exists() for i in range(1, len(rel)))):
-                found.add(f)
-    return found
+    return set().union(*(_folder_data(folder) for folder in {source.file(m).parent for m in modules} - {top}))
+
+
+@functools.lru_cache(maxsize=None)
+def _folder_data(folder: Path) -> frozenset[Path]:
+    found = set()
+    for f in folder.rglob("*"):
+        rel = f.relative_to(folder).parts
+        if (f.is_file() and f.suffix not in (".py", ".pyc") and not any(p.startswith((".", "__")) for p in rel)
+                and not any((folder.joinpath(*rel[:i]) / "__init__.py").exists() for i in range(1, len(rel)))):
+            found.add(f)
+    return frozenset(found)
 
 
 def files(source: Source, entries: list[str]) -> list[Path]:
