@@ -10,6 +10,10 @@ REMOTES_STAMP := $(VENV)/.genex-remotes-installed
 PROFILE ?= default
 CORES ?= all
 PYTEST_ARGS ?=
+# the tiers run in parallel workers (pytest-xdist), one per core; a module stays on one worker
+# (its fixtures are built once). PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= auto
+PARALLEL := -n $(PYTEST_WORKERS) --dist loadscope
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help run test test-full test-paper-smoke test-slurm test-remotes setup system-packages repro push pull lint clean
@@ -21,10 +25,10 @@ run: setup  ## set up, then run the whole pipeline on the default (embedded) pro
 	$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES) $(if $(filter-out default,$(PROFILE)),--configfile config/$(PROFILE).yaml)
 
 test: setup  ## set up, then run the fast tier: unit tests, no DAG runs (tiny profile, CPU)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PARALLEL) $(PYTEST_ARGS)
 
 test-full: test $(REMOTES_STAMP)  ## the fast tier, then the DAG runs and slow tests (reruns, kill/resume, DVC, SSH/S3 remotes)
-	$(BIN)/pytest -m '(slow or pipeline) and not slurm' $(PYTEST_ARGS)
+	$(BIN)/pytest -m '(slow or pipeline) and not slurm' $(PARALLEL) $(PYTEST_ARGS)
 
 test-paper-smoke: setup  ## the paper profile's whole DAG on tiny fake datasets in the real layouts, on CPU (part of test-full)
 	$(BIN)/pytest -m 'pipeline or slow' tests/pipeline/test_paper_smoke.py $(PYTEST_ARGS)

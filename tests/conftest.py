@@ -4,10 +4,12 @@ What tests import (runners, tiny models, servers) lives in ``tests/helpers/``.""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from helpers.workflow import imports_of, run, snakemake_cmd, workflow_copy
 
 
@@ -27,13 +29,38 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
-    """The whole DAG on the tiny profile, once per test session; returns its folder."""
-    workdir = workflow_copy(tmp_path_factory.mktemp("tiny-run"))
+def pytest_configure(config):
+    """A parallel worker (``pytest -n``, pytest-xdist) runs torch on one thread: the workers
+    share the cores, and tiny networks run fastest on one thread anyway."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def _run_tiny_dag(folder: Path) -> Path:
+    workdir = workflow_copy(folder)
     # every command records the genex modules it imported (checked in test_code_inputs.py)
     run(snakemake_cmd(workdir), env={"GENEX_RECORD_IMPORTS": str(imports_of(workdir))})
     return workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The whole DAG on the tiny profile, once per test session; returns its folder.
+
+    Parallel workers share one run: the first that needs it runs it under a file lock, the
+    others wait for it. Tests read it, or change a copy (``copy_of``)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _run_tiny_dag(tmp_path_factory.mktemp("tiny-run"))
+    shared = tmp_path_factory.getbasetemp().parent / "tiny-run"  # the workers' common folder
+    done = shared.with_name("tiny-run.done")
+    with FileLock(str(shared.with_name("tiny-run.lock"))):
+        if not done.exists():
+            shutil.rmtree(shared, ignore_errors=True)
+            _run_tiny_dag(shared)
+            done.touch()
+    return shared
 
 
 @pytest.fixture()

@@ -6,8 +6,9 @@
   Before, every checkpoint whose params/seed/shapes matched was "resumed" at its final epoch:
   0 steps, the old model again (case 1).
 
-One tiny run per study (cached for the session) serves all that study's rules, here and in
-test_resume.py (SIGKILL and resume of every training rule).
+The session's tiny run is the "before" of every rule; one rerun per study after its upstream
+change (cached) serves all that study's rules. test_resume.py (SIGKILL and resume of every
+training rule) starts from the tiny run too.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ UPSTREAM = {
     "vocal": (("vocal", "features", "fmin"), 60.0),
     "radio": (("datasets", "radio_sim", "propagation", "wall_db"), 20.0),
 }
-_CACHE: dict[str, tuple[Path, Path]] = {}
+_CACHE: dict[str, Path] = {}
 
 
 def target(step: str) -> str:
@@ -120,25 +121,24 @@ def _difference(a: dict, b: dict) -> str:
     return ""
 
 
-def _study(study: str, root: Path) -> tuple[Path, Path]:
-    """A finished tiny run of one study (kept as it is) and a copy of it rerun after the
-    upstream change (cached: one pair per study and test session)."""
+def _changed(study: str, base: Path, root: Path) -> Path:
+    """A copy of the finished tiny run ``base`` rerun after the study's upstream change
+    (cached: one per study and test session)."""
     if study not in _CACHE:
-        base = workflow_copy(root / f"{study}-base")
-        run(snakemake_cmd(base, *_targets(study)))
         changed = root / f"{study}-changed"
         shutil.copytree(base, changed, symlinks=True)
         keys, value = UPSTREAM[study]
         _set(changed, keys, value)
         run(snakemake_cmd(changed, *_targets(study)))
-        _CACHE[study] = (base, changed)
+        _CACHE[study] = changed
     return _CACHE[study]
 
 
 @pytest.fixture(scope="module")
-def studies(tmp_path_factory):
+def studies(tiny_run, tmp_path_factory):
+    """study -> (the finished tiny run, a copy of it rerun after the study's upstream change)."""
     root = tmp_path_factory.mktemp("reliability")
-    return lambda study: _study(study, root)
+    return lambda study: (tiny_run, _changed(study, tiny_run, root))
 
 
 # ------------------------------------------------------------------ case 1: upstream changes

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from helpers.workflow import BIN, run, snakemake_cmd
-from test_reliability_training_pipeline import STEPS, _difference, _set, _study, _weights, target
+from test_reliability_training_pipeline import STEPS, _difference, _set, _weights, target
 
 pytestmark = pytest.mark.pipeline
 
@@ -30,12 +30,6 @@ KILL_EPOCHS = {"nsynth_train_classifier": 20, "nsynth_train_inpainter": 10, "pia
                "piano_train_smoother[gru]": 100, "piano_train_smoother[lstm]": 100,
                "piano_train_smoother[bigru]": 15, "piano_train_cnn": 10, "vocal_train_detector": 12,
                "vocal_train_gan": 10, "radio_train[phi]": 12, "radio_train[phi_gt]": 12}
-
-
-@pytest.fixture(scope="module")
-def studies(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume")
-    return lambda study: _study(study, root)
 
 
 def _epoch_of(checkpoint: Path) -> int:
@@ -74,13 +68,12 @@ def _kill_after_first_checkpoint(workdir: Path, target: str, checkpoint: Path, t
 
 @pytest.mark.slow
 @pytest.mark.parametrize("step", list(STEPS))
-def test_a_killed_training_rule_resumes_to_the_weights_of_an_uninterrupted_run(step, studies, tmp_path):
-    study, model, log, ckpt, _ = STEPS[step]
-    base, _ = studies(study)
-    whole = _prepare(base, tmp_path / "whole", step)
+def test_a_killed_training_rule_resumes_to_the_weights_of_an_uninterrupted_run(step, tiny_run, tmp_path):
+    _, model, log, ckpt, _ = STEPS[step]
+    whole = _prepare(tiny_run, tmp_path / "whole", step)
     run(snakemake_cmd(whole, target(step)))
 
-    killed = _prepare(base, tmp_path / "killed", step)
+    killed = _prepare(tiny_run, tmp_path / "killed", step)
     saved = _kill_after_first_checkpoint(killed, target(step), killed / ckpt / "last.pt")
     assert 1 <= saved < KILL_EPOCHS[step], f"killed after epoch {saved}"
     run(snakemake_cmd(killed, "--unlock"))
