@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import ast
 import functools
+import hashlib
+import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 PACKAGE = "genex"
@@ -209,3 +213,51 @@ def files(source: Source, entries: list[str]) -> list[Path]:
     """The source files of :func:`closure` and their package data, sorted."""
     modules = closure(source, entries)
     return sorted({source.file(m) for m in modules} | package_data(source, modules))
+
+
+def tree_digest(root: Path) -> str:
+    """A digest of every file of the package under ``root`` (code and data) and of this module."""
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    for f in sorted((root / PACKAGE).rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc":
+            h.update(f"\0{f.relative_to(root)}\0".encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+class CommandFiles:
+    """:func:`files` of each command, kept in ``store`` (JSON) while the source is unchanged.
+
+    Every Snakemake start asks for every rule's code inputs; reading the source for each takes
+    a second. The store is keyed by :func:`tree_digest`: any edit to the package (or to this
+    module) recomputes everything.
+    """
+
+    def __init__(self, source: Source, store: Path, entries: Callable[[tuple[str, ...]], list[str]]):
+        self.source, self.store, self.entries = source, Path(store), entries
+        self.digest = tree_digest(source.root)
+        self.known: dict[str, list[str]] = {}
+        try:
+            saved = json.loads(self.store.read_text())
+            if saved.get("digest") == self.digest:
+                self.known = dict(saved["commands"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+
+    def __call__(self, words: tuple[str, ...]) -> list[Path]:
+        key = " ".join(words)
+        if key not in self.known:
+            found = files(self.source, self.entries(words))
+            self.known[key] = [f.relative_to(self.source.root).as_posix() for f in found]
+            self._save()
+        return [self.source.root / f for f in self.known[key]]
+
+    def _save(self) -> None:
+        """Written whole or not at all: Snakemake runs side by side may share the store."""
+        try:
+            self.store.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.store.with_name(f".{self.store.name}.{os.getpid()}")
+            tmp.write_text(json.dumps({"digest": self.digest, "commands": self.known}, sort_keys=True))
+            os.replace(tmp, self.store)
+        except OSError:
+            pass  # a read-only working directory only costs the next run the reading again

@@ -83,9 +83,14 @@ def _entry_points(words):
     return entry_points(list(words))
 
 
+# read again only when src/genex changed: kept in the working directory's .snakemake/
+_COMMAND_FILES = code_inputs.CommandFiles(_SOURCE, Path(".snakemake", "genex", "code-inputs.json"),
+                                          lambda words: [CLI_ENTRY, *_entry_points(words)])
+
+
 @functools.lru_cache(maxsize=None)
 def _command_code(words):
-    return _relative(code_inputs.files(_SOURCE, [CLI_ENTRY, *_entry_points(words)]))
+    return _relative(_COMMAND_FILES(words))
 
 
 def genex_code(command):

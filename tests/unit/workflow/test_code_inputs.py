@@ -104,6 +104,28 @@ def test_data_files_beside_a_module_that_runs_are_inputs(made_up):
     assert made_up.root / "genex/report/html.py" in files
 
 
+def test_command_files_are_kept_until_the_source_changes(made_up, tmp_path):
+    """Snakemake keeps each command's files between runs (.snakemake/genex/code-inputs.json):
+    read back while the package is unchanged, computed again after any edit."""
+    store, asked = tmp_path / "store" / "code-inputs.json", []
+
+    def entries(words):
+        asked.append(words)
+        return {("light",): ["genex.cli:main", "genex.cli:cmd_light"], ("heavy",): ["genex.cli:cmd_heavy"]}[words]
+
+    first = code_inputs.CommandFiles(made_up, store, entries)
+    light = first(("light",))
+    assert light == code_inputs.files(made_up, ["genex.cli:main", "genex.cli:cmd_light"])
+    first(("heavy",))
+    again = code_inputs.CommandFiles(made_up, store, entries)
+    assert again(("light",)) == light and again(("heavy",)) and len(asked) == 2  # from the store
+    (made_up.root / "genex/shared.py").write_text("from genex import fitter\nVALUE = 1\n")
+    edited = code_inputs.CommandFiles(code_inputs.Source(made_up.root), store, entries)  # a new run
+    assert made_up.root / "genex/fitter.py" in edited(("light",)) and len(asked) == 3
+    store.write_text("{not json")  # a damaged store is read again from the source
+    assert code_inputs.CommandFiles(made_up, store, entries)(("heavy",)) and len(asked) == 4
+
+
 # a rerun deletes the output first: a downloaded dataset (or one copied in by hand) must not go
 # because the downloader's code changed (tests/pipeline/test_workflow.py)
 WITHOUT_CODE_INPUTS = {"download_dataset"}
