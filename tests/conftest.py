@@ -13,11 +13,25 @@ from filelock import FileLock
 from helpers.workflow import imports_of, run, snakemake_cmd, workflow_copy
 
 
+# modules whose tests take minutes: started first, so that none starts last on a busy worker
+LONG_FIRST = ("test_paper_smoke", "test_determinism", "test_remotes", "test_share",
+              "test_reliability_training_pipeline", "test_resume")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """Tiers: a test that needs the tiny DAG run is a ``pipeline`` test; ``gpu`` tests skip
-    without CUDA (they test the CUDA and autocast paths, never needed for a green run)."""
+    without CUDA (they test the CUDA and autocast paths, never needed for a green run).
+
+    Parallel workers (``-n``, ``--dist loadgroup``): a module's tests stay on one worker (its
+    fixtures are built once) unless they name their own ``xdist_group``; the long modules go
+    first."""
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__, len(rank)))
     cuda = None
     for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
         if "tiny_run" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.pipeline)
         if item.get_closest_marker("gpu"):
