@@ -11,9 +11,9 @@ PROFILE ?= default
 CORES ?= all
 PYTEST_ARGS ?=
 # the tiers run in parallel workers (pytest-xdist), one per core; a module stays on one worker
-# (its fixtures are built once; tests/conftest.py). PYTEST_WORKERS=0 runs them in this process.
+# (its fixtures are built once; tests/conftest.py: work_unit). PYTEST_WORKERS=0: in this process.
 PYTEST_WORKERS ?= auto
-PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+PARALLEL := -n $(PYTEST_WORKERS) --no-loadscope-reorder
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help run test test-full test-paper-smoke test-slurm test-remotes setup system-packages repro push pull lint clean
@@ -27,8 +27,8 @@ run: setup  ## set up, then run the whole pipeline on the default (embedded) pro
 test: setup  ## set up, then run the fast tier: unit tests, no DAG runs (tiny profile, CPU)
 	$(BIN)/pytest $(PARALLEL) $(PYTEST_ARGS)
 
-test-full: setup $(REMOTES_STAMP)  ## every test but SLURM's in one session: the fast tier, the DAG runs and slow tests (reruns, kill/resume, DVC, SSH/S3 remotes)
-	$(BIN)/pytest -m 'not slurm' $(PARALLEL) $(PYTEST_ARGS)
+test-full: test $(REMOTES_STAMP)  ## the fast tier, then the DAG runs and slow tests (reruns, kill/resume, DVC, SSH/S3 remotes)
+	$(BIN)/pytest -m '(slow or pipeline) and not slurm' $(PARALLEL) $(PYTEST_ARGS)
 
 test-paper-smoke: setup  ## the paper profile's whole DAG on tiny fake datasets in the real layouts, on CPU (part of test-full)
 	$(BIN)/pytest -m 'pipeline or slow' tests/pipeline/test_paper_smoke.py $(PYTEST_ARGS)

@@ -18,20 +18,38 @@ LONG_FIRST = ("test_paper_smoke", "test_determinism", "test_remotes", "test_shar
               "test_reliability_training_pipeline", "test_resume")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def work_unit(nodeid: str) -> str:
+    """What one parallel worker (``pytest -n``) runs together: a module, so that its fixtures
+    are built once; but each resume case on its own, and the reliability cases by study (a
+    study's rules share one rerun; each case works on its own copies)."""
+    module, _, rest = nodeid.partition("::")
+    if module.endswith("test_resume.py"):
+        return nodeid
+    if module.endswith("test_reliability_training_pipeline.py"):
+        return f"{module}::{rest.partition('[')[2].split('_')[0]}"  # nsynth, piano, radio, vocal
+    return module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's loadscope scheduling with :func:`work_unit` as the scope."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     """Tiers: a test that needs the tiny DAG run is a ``pipeline`` test; ``gpu`` tests skip
-    without CUDA (they test the CUDA and autocast paths, never needed for a green run).
-
-    Parallel workers (``-n``, ``--dist loadgroup``): a module's tests stay on one worker (its
-    fixtures are built once) unless they name their own ``xdist_group``; the long modules go
-    first."""
+    without CUDA (they test the CUDA and autocast paths, never needed for a green run). The
+    long modules go first (the order parallel workers take them in)."""
     rank = {name: i for i, name in enumerate(LONG_FIRST)}
     items.sort(key=lambda item: rank.get(item.module.__name__, len(rank)))
     cuda = None
     for item in items:
-        if not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
         if "tiny_run" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.pipeline)
         if item.get_closest_marker("gpu"):

@@ -144,8 +144,7 @@ def studies(tiny_run, tmp_path_factory):
 # ------------------------------------------------------------------ case 1: upstream changes
 
 @pytest.mark.slow
-@pytest.mark.parametrize("step", [pytest.param(step, marks=pytest.mark.xdist_group(f"reliability {STEPS[step][0]}"))
-                                  for step in STEPS])  # a study's rules on one worker: one rerun each
+@pytest.mark.parametrize("step", list(STEPS))
 def test_an_upstream_change_retrains_the_model_from_scratch(step, studies, tmp_path):
     study, model, log, ckpt, _ = STEPS[step]
     base, changed = studies(study)

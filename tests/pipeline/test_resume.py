@@ -67,8 +67,7 @@ def _kill_after_first_checkpoint(workdir: Path, target: str, checkpoint: Path, t
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("step", [pytest.param(step, marks=pytest.mark.xdist_group(f"resume {step}"))
-                                  for step in STEPS])  # each on any worker
+@pytest.mark.parametrize("step", list(STEPS))
 def test_a_killed_training_rule_resumes_to_the_weights_of_an_uninterrupted_run(step, tiny_run, tmp_path):
     _, model, log, ckpt, _ = STEPS[step]
     whole = _prepare(tiny_run, tmp_path / "whole", step)
