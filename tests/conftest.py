@@ -89,7 +89,8 @@ def tiny_run(tmp_path_factory) -> Path:
     done = shared.with_name("tiny-run.done")
     with FileLock(str(shared.with_name("tiny-run.lock"))):
         if not done.exists():
-            shutil.rmtree(shared, ignore_errors=True)
+            for stale in (shared, imports_of(shared)):  # a worker's failed attempt
+                shutil.rmtree(stale, ignore_errors=True)
             _run_tiny_dag(shared)
             done.touch()
     return shared

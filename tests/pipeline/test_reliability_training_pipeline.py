@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers.workflow import run, snakemake_cmd, workflow_copy
+from helpers.workflow import run, snakemake_cmd
 
 from genex.pipeline.io import load_tensors
 
