@@ -26,15 +26,6 @@ WORKFLOW_FILES = ("Snakefile", "workflow", "config", "src", "scripts", "dvc.yaml
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "tmp", "cache", "config.local")
 
 
-def cores_per_worker() -> int:
-    """Cores a test's Snakemake run takes: 2, shared among parallel pytest workers. Two workers
-    whose runs each take 2 cores oversubscribe a 2-core machine: two tiny runs from scratch at
-    once took 151 s with 2 cores each, 137 s with 1 each (tests compare runs of one session,
-    which all take the same number)."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    return max(1, 2 // workers)
-
-
 def snakemake_cmd(workdir: Path, *args: str, profile: str = "tiny") -> list[str]:
     """A snakemake command run in ``workdir`` on a profile.
 
@@ -43,7 +34,7 @@ def snakemake_cmd(workdir: Path, *args: str, profile: str = "tiny") -> list[str]
     """
     base = workdir if (workdir / "Snakefile").exists() else REPO
     cmd = [str(BIN / "snakemake"), "--snakefile", str(base / "Snakefile"),
-           "--directory", str(workdir), "--cores", str(cores_per_worker())]
+           "--directory", str(workdir), "--cores", "2"]
     if profile != "default":
         cmd += [f"--configfile={base / 'config' / f'{profile}.yaml'}"]  # "=": a target may follow
     return cmd + list(args)
