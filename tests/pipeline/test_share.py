@@ -152,8 +152,10 @@ def test_experiment_changes_params_and_metrics_diff_shows_them(dvc_repo):
     """`dvc exp run -S` on a parameter of the vocal study's last steps (its median filter):
     DVC reruns the vocal stage, Snakemake only the rules that take the parameter."""
     base = json.loads((dvc_repo / "results/vocal/metrics.json").read_text())
-    out = dvc("exp", "run", "-S", "config/config.yaml:vocal.evaluate.median_frames=9", cwd=dvc_repo).stdout
-    assert "vocal_train_detector" not in out, "the detector was retrained for a post-processing parameter"
+    proc = dvc("exp", "run", "-S", "config/config.yaml:vocal.evaluate.median_frames=9", cwd=dvc_repo)
+    jobs = proc.stdout + proc.stderr  # Snakemake logs its jobs on stderr
+    assert "rule vocal_evaluate_detector" in jobs, jobs[-4000:]
+    assert "vocal_train_detector" not in jobs, "the detector was retrained for a post-processing parameter"
     diff = json.loads(dvc("metrics", "diff", "--json", cwd=dvc_repo).stdout)
     changed = diff["results/vocal/metrics.json"]
     assert changed, diff
