@@ -60,7 +60,10 @@ while kill -0 "$fetch" 2>/dev/null; do
     quiet=0
   elif (( ++quiet >= stall )); then
     kill "$fetch" 2>/dev/null || true
-    sleep 5
+    for _ in 1 2 3 4 5 6 7 8 9 10; do  # up to 5 s to exit cleanly, then killed
+      kill -0 "$fetch" 2>/dev/null || break
+      sleep 0.5
+    done
     kill -9 "$fetch" 2>/dev/null || true
     wait "$fetch" 2>/dev/null || true
     fetch_failed "stalled: no data arrived for ${stall} s (GENEX_PULL_STALL)"

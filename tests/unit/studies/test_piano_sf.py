@@ -93,12 +93,16 @@ def test_reader_columns_and_paths(index):
     assert info.frames / info.samplerate == pytest.approx(row["duration"], abs=1e-3)
 
 
-def test_88_isolated_notes_per_instrument(index, params):
+def test_isolated_notes_per_instrument(index, params):
     iso = index[index["kind"] == "isolated"]
     names = [f"{i['soundfont']}-p{i['program']:03d}" for i in params["instruments"]]
     assert sorted(iso["instrument"].unique()) == sorted(names)
+    step = params["isolated_key_step"]
     for name, group in iso.groupby("instrument"):
-        assert sorted(group["pitch"]) == list(range(MIN_PITCH, MAX_PITCH + 1)), name
+        assert sorted(group["pitch"]) == piano_sf.isolated_keys(step), name
+        assert 60 in set(group["pitch"]), name  # middle C: the concept test's reference key
+    assert piano_sf.isolated_keys(1) == list(range(MIN_PITCH, MAX_PITCH + 1))  # MAPS's ISOL
+    assert piano_sf.isolated_keys(4) == list(range(24, MAX_PITCH + 1, 4))
     for row in iso.sample(8, random_state=0).itertuples():
         notes, pedal = read_midi_notes(row.midi_path)
         assert list(notes["pitch"]) == [row.pitch] and len(pedal) == 0

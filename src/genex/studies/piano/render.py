@@ -11,7 +11,8 @@ so that the pedal changes how long notes sound. Performances are clipped to
 As in MAPS, "instruments" are piano sample sets (here GM program x soundfont): the
 ``test_instruments`` last instruments play only the held-out test pieces (MAPS's Disklavier
 ENSTDkCl/ENSTDkAm), the others play only the training pieces, and no test piece is ever
-rendered in train. Every instrument also plays the 88 keys alone (MAPS's ISOL/NO).
+rendered in train. Every instrument also plays the 88 keys alone (MAPS's ISOL/NO), or every
+``isolated_key_step``-th key from middle C (a smaller dataset for quick profiles).
 
 The corpus pieces leave the keyboard's extremes silent (about 28 of the 88 keys never sound
 in the training pieces), so, as MAPS does with its RAND and UCHO sets, every instrument also
@@ -390,6 +391,12 @@ def chord_set(kind: str, instrument: str, params: dict, seed: int) -> Performanc
                        duration=float(quantize_time(notes["end"].max() + CHORD_TAIL)))
 
 
+def isolated_keys(step: int = 1) -> list[int]:
+    """The keys played alone: every ``step``-th key counted from middle C (MIDI 60, always
+    one of them), over the 88 keys; ``step`` 1 is all of them, as MAPS's ISOL set."""
+    return [p for p in range(MIN_PITCH, MAX_PITCH + 1) if (p - 60) % step == 0]
+
+
 def silent_keys(performances) -> list[int]:
     """Keys of the 88 that no note of ``performances`` plays."""
     played = set()
@@ -458,7 +465,7 @@ def render(out_dir: Path, params: dict, seed: int) -> dict:
         raise ValueError(f"piano_sf: keys {silent} never sound in the training split")
     hold = float(params["isolated_duration"])
     velocity = int(params["isolated_velocity"])
-    keys = range(MIN_PITCH, MAX_PITCH + 1)
+    keys = isolated_keys(int(params["isolated_key_step"]))
     rows = []
     soundfonts = sorted({i.soundfont for i in train_insts + test_insts})
     with SoundfontSynth(sr, soundfonts) as synth:
