@@ -352,7 +352,8 @@ def test_object_tampered_in_the_remote_is_named_and_nothing_marked_current(origi
 def test_server_gone_mid_pull_is_a_clear_error_and_the_workspace_stays_consistent(origin, remote, tmp_path):
     push_all(origin, remote)
     clone = clone_of(origin, remote, tmp_path / "clone")
-    remote.env["GENEX_PULL_STALL"] = "12"  # the listing before the first object takes a few seconds
+    # 20 s: with 12 a loaded machine's pull stalled while DVC listed the remote, before any transfer
+    remote.env["GENEX_PULL_STALL"] = "20"
     proc = start_held(MAKE + ["pull"], clone, remote, third_of_the_data(origin))
     del remote.env["GENEX_PULL_STALL"]  # the pulls below run with the default
     try:
