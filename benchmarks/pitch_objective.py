@@ -12,7 +12,10 @@ objective RDE minimises with a binary mask: distortion (the span's frames, targe
 * `f0`: the fundamental's 3 rows;
 * `rde_on_harmonics`, `rde_off_harmonics`: RDE's rows split by that test;
 * `rde_plus_harmonics`: RDE's rows and the harmonic rows;
-* `empty`: no row, for scale.
+* `empty`: no row, for scale;
+* `rde_pruned`: RDE's rows after one greedy backward pass on the binary objective: in order
+  of rising keep probability, a row is dropped when that lowers distortion + lambda * rate
+  (the same draws for every evaluation). Knows nothing of harmonics.
 
 Each set also reports `agreement`: the share of draws whose predicted pitch (the bin of the
 highest mean output over the span, of the model's own output) stays within half a semitone
@@ -116,11 +119,26 @@ def main() -> None:
                         "rde_off_harmonics": kept & ~on, "rde_plus_harmonics": kept | on,
                         "empty": np.zeros_like(kept)}
                 draws = 1 if e.infiller.deterministic else args.draws
-                scored = {}
-                for set_name, rows in sets.items():
+
+                def objective_of(rows: np.ndarray) -> tuple[float, float]:
                     mask = torch.as_tensor(rows, dtype=torch.float32)[None]
                     d = float(mask_distortion(forward, e.infiller, e.component_map, x, mask, weights,
                                               n_samples=draws, seed=0)[0])
+                    return d, d + LAM * rows.sum() / len(rows)
+
+                pruned = kept.copy()
+                best = objective_of(pruned)[1]
+                for r in np.nonzero(kept)[0][np.argsort(e.scores[kept], kind="stable")]:
+                    trial = pruned.copy()
+                    trial[r] = False
+                    value = objective_of(trial)[1]
+                    if value < best:
+                        pruned, best = trial, value
+                sets["rde_pruned"] = pruned
+                scored = {}
+                for set_name, rows in sets.items():
+                    mask = torch.as_tensor(rows, dtype=torch.float32)[None]
+                    d = objective_of(rows)[0]
                     n = int(rows.sum())
                     scored[set_name] = {"rows": n, "distortion": d,
                                         "objective": d + LAM * n / len(rows),
@@ -133,8 +151,12 @@ def main() -> None:
                         "score": args.score if name in SOFTMAX_MODELS else "output",
                         "target": e.target["label"], "draws": draws, "sets": scored,
                         "kept_rows": kept_rows.tolist(),
+                        "pruned_kept_share": float(on[pruned].mean()) if pruned.any() else None,
+                        "pruned_rows": np.nonzero(pruned)[0].tolist(),
                         "kept_distance_to_harmonic": distance,
                         "kept_hz": [round(float(freqs[r]), 1) for r in kept_rows],
+                        "kept_scores": [round(float(e.scores[r]), 3) for r in kept_rows],
+                        "score_histogram": np.histogram(e.scores, bins=10, range=(0, 1))[0].tolist(),
                         "seconds": round(time.perf_counter() - start, 1)}
                 cases.append(case)
                 print(json.dumps({k: v for k, v in case.items() if k not in ("kept_rows", "kept_hz")}),
