@@ -244,7 +244,9 @@ def main() -> None:
     kept_rows, infiller_report = [], None
     if args.update and args.out.is_file():
         previous = json.loads(args.out.read_text())
-        if {k: previous.get(k) for k in settings} != settings:
+        # outputs written before --lam / --score existed ran with these
+        older = {"lam": 5.0, "score": "output", "floor": None}
+        if {k: previous.get(k, older.get(k)) for k in settings} != settings:
             sys.exit(f"{args.out}: other settings than this run's {settings}; rerun every column")
         kept_rows = [r for r in previous["rows"] if r.get("column") not in columns]
         infiller_report = previous.get("fitted_infiller")
