@@ -20,19 +20,32 @@ output frames whose centre lies in the span: the target and RDE's distortion the
 frames only (`genex explain --span`). E.g. 0.04:0.145 keeps frames 4-14 of the 16, leaving out
 the onset frames 0-3 and the last, half-empty frame.
 
+`--score` picks what of PESTO's target bin RDE preserves, frame by frame (CREPE, whose bins
+are independent sigmoids, always keeps its pre-sigmoid logit): `output` (the zoo model's
+output as is, for PESTO already the log-probability: log_softmax over its 384 bins),
+`log-probability` (log_softmax on top of it: the same values, a check), `semitone-log-mass`
+(the log of the probability within +-1 semitone = +-3 bins), `probability` (softmax, in
+[0, 1]) or `floored-log-probability` (log(p + floor), `--floor`, default 1e-3: the
+log-probability where the bin is likely, bounded below by log(floor)). A score other than
+`output` explains the bin PESTO's own output picks (the highest mean over the span).
+`--steps`, `--lam` and `--draws` set RDE's steps, lambda and infill draws per step.
+
 Usage: python benchmarks/pitch_placement.py [--infiller-dir DIR] [--fit-steps 300]
-           [--span START:END] [--out benchmarks/results/pitch_placement.json]
+           [--span START:END] [--score SCORE] [--floor 1e-3] [--steps 60] [--lam 5]
+           [--out benchmarks/results/pitch_placement.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 import torch
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -40,6 +53,7 @@ from helpers.pitch_notes import SR, midi_hz, render_notes, render_training_notes
 
 from genex.audio import explain  # noqa: E402
 from genex.audio.harmonics import harmonic_placement  # noqa: E402
+from genex.audio.models import load_model  # noqa: E402
 from genex.pipeline.io import atomic_dir, atomic_file  # noqa: E402
 
 # column -> (method, infiller); the fitted column's infiller is --infiller-dir
@@ -78,6 +92,58 @@ def fitted_infiller(folder: Path, steps: int, seed: int) -> dict:
         fit_infiller(files, representation, folder, steps=steps, batch_size=16,
                      crop_frames=CROP_FRAMES, seed=seed, checkpoint_every=100)
     return json.loads((folder / "infiller.json").read_text())
+
+
+SCORES = ("output", "log-probability", "semitone-log-mass", "probability", "floored-log-probability")
+SOFTMAX_MODELS = ("pesto_pitch",)  # CREPE's bins are independent sigmoids: a softmax is no score of it
+
+
+class PitchScore(nn.Module):
+    """The pitch model's framewise outputs ``[B, frames, bins]`` turned into ``score``."""
+
+    def __init__(self, model: nn.Module, score: str, half_width: int = 3, floor: float = 1e-3) -> None:
+        super().__init__()
+        self.model, self.score, self.half_width, self.floor = model, score, half_width, floor
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        out = self.model(wave)
+        if self.score == "output":
+            return out
+        log_p = torch.log_softmax(out, -1)
+        if self.score == "log-probability":
+            return log_p
+        if self.score == "probability":
+            return log_p.exp()
+        if self.score == "floored-log-probability":
+            # log(p + floor): log p where the bin is likely, bounded by log(floor) below, so
+            # that rare draws which lose the pitch cost at most ~log(floor)^2 / 2
+            return torch.logaddexp(log_p, torch.full_like(log_p, math.log(self.floor)))
+        # log of the probability within +-half_width bins: logsumexp over shifted copies,
+        # padded with -inf so that the ends sum fewer bins
+        w = self.half_width
+        padded = nn.functional.pad(log_p, (w, w), value=float("-inf"))
+        return torch.logsumexp(padded.unfold(-1, 2 * w + 1, 1), -1)
+
+
+def plain_target(loaded, wave, span) -> str:
+    """The bin ``auto`` picks from the model's own outputs (the highest mean over the span):
+    a smoothed score such as the semitone log-mass is flat on top, and its argmax would sit at
+    the window's lower edge, up to 3 bins below the pitch."""
+    from genex.audio.explain import _span_frames
+
+    model = loaded.module.model if isinstance(loaded.module, PitchScore) else loaded.module
+    with torch.no_grad():
+        out = model(torch.as_tensor(wave)[None])
+    frames = _span_frames(out.shape[1], len(wave) / SR, span)
+    return str(int(out[0, frames].mean(0).argmax()))
+
+
+def scored_model(name: str, score: str, floor: float = 1e-3):
+    """The zoo model ``name`` with its outputs replaced by ``score`` (softmax models only)."""
+    loaded = load_model(f"genex.audio.zoo:{name}")
+    if score != "output" and name in SOFTMAX_MODELS:
+        loaded.module = PitchScore(loaded.module, score, floor=floor).eval()
+    return loaded
 
 
 NOTE_NAMES = {(0, 57): "piano A3", (73, 64): "flute E4"}
@@ -134,6 +200,8 @@ def main() -> None:
                                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--models", default="torchcrepe_pitch,pesto_pitch")
     ap.add_argument("--steps", type=int, default=60, help="RDE steps (default 60)")
+    ap.add_argument("--lam", type=float, default=5.0, help="RDE's lambda (default 5)")
+    ap.add_argument("--draws", type=int, default=2, help="RDE's infill draws per step (default 2)")
     ap.add_argument("--infiller-dir", type=Path, default=None,
                     help="a fitted infiller folder for the RDE + fitted column (fitted here on "
                          "rendered notes when it holds no infiller.pt); none: no such column")
@@ -151,6 +219,11 @@ def main() -> None:
                     help="explain only the output frames whose centre lies in START:END seconds "
                          "(target and distortion alike; e.g. 0.04:0.145 = frames 4-14 of 16); "
                          "default: every frame")
+    ap.add_argument("--score", choices=SCORES, default="output",
+                    help="what of PESTO's target bin RDE preserves (default: output, its "
+                         "log-probability); CREPE keeps its logit")
+    ap.add_argument("--floor", type=float, default=1e-3,
+                    help="floored-log-probability's floor (default 1e-3)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/pitch_placement.json"))
     args = ap.parse_args()
@@ -165,12 +238,15 @@ def main() -> None:
     if "fitted" in columns and args.infiller_dir is None:
         columns.remove("fitted")  # no folder, no fitted column
     settings = {"top_k": TOP_K, "width_bins": 1, "kept_at": KEPT_AT, "clip_seconds": CLIP_SECONDS,
-                "rde_steps": args.steps, "n_samples": 2,
-                "span": list(args.span) if args.span else None}
+                "rde_steps": args.steps, "lam": args.lam, "n_samples": args.draws,
+                "span": list(args.span) if args.span else None, "score": args.score,
+                "floor": args.floor if args.score == "floored-log-probability" else None}
     kept_rows, infiller_report = [], None
     if args.update and args.out.is_file():
         previous = json.loads(args.out.read_text())
-        if {k: previous.get(k) for k in settings} != settings:
+        # outputs written before --lam / --score existed ran with these
+        older = {"lam": 5.0, "score": "output", "floor": None}
+        if {k: previous.get(k, older.get(k)) for k in settings} != settings:
             sys.exit(f"{args.out}: other settings than this run's {settings}; rerun every column")
         kept_rows = [r for r in previous["rows"] if r.get("column") not in columns]
         infiller_report = previous.get("fitted_infiller")
@@ -189,19 +265,25 @@ def main() -> None:
     notes = render_notes(CLIP_SECONDS)
     rows = []
     for name in args.models.split(","):
+        model = scored_model(name, args.score, args.floor)
+        score_applies = args.score != "output" and name in SOFTMAX_MODELS
         for (program, midi), wave in notes.items():
             for column in columns:
                 method, infiller = COLUMNS[column]
                 infiller = infiller or str(args.infiller_dir)
                 start = time.perf_counter()
-                e = explain(f"genex.audio.zoo:{name}", wave, SR, components="bands:513", method=method,
-                            infiller=infiller, n_samples=2, steps=args.steps, seed=0, span=args.span,
+                target = plain_target(model, wave, args.span) if score_applies else "auto"
+                e = explain(model, wave, SR, components="bands:513", method=method, target=target,
+                            infiller=infiller, n_samples=args.draws, steps=args.steps, lam=args.lam,
+                            seed=0, span=args.span,
                             # the fitted column also reports the in-distribution table
                             in_distribution=column == "fitted")
                 rde = method.startswith("rde")
                 placed = harmonic_placement(e.scores, e.representation.frequencies, midi_hz(midi),
                                             top_k=TOP_K, kept_at=KEPT_AT if rde else None)
-                rows.append({"column": column, "model": name, "program": program, "midi": midi, "target": e.target["label"],
+                rows.append({"column": column, "model": name, "program": program, "midi": midi,
+                             "target": e.target["label"],
+                             "score": args.score if name in SOFTMAX_MODELS else "output",
                              "method": method, "infiller": (column if rde else None),
                              "share": placed["share"], "kept_share": placed.get("kept_share"),
                              "n_kept": placed.get("n_kept"), "mass_share": placed["mass_share"],
