@@ -28,10 +28,12 @@ output as is, for PESTO already the log-probability: log_softmax over its 384 bi
 [0, 1]) or `floored-log-probability` (log(p + floor), `--floor`, default 1e-3: the
 log-probability where the bin is likely, bounded below by log(floor)). A score other than
 `output` explains the bin PESTO's own output picks (the highest mean over the span).
-`--steps`, `--lam` and `--draws` set RDE's steps, lambda and infill draws per step.
+`--steps`, `--lam` and `--draws` set RDE's steps, lambda and infill draws per step; `--prune`
+prunes RDE's masks (`genex explain --prune`: kept rows the binary objective does not need are
+dropped, one forward each).
 
 Usage: python benchmarks/pitch_placement.py [--infiller-dir DIR] [--fit-steps 300]
-           [--span START:END] [--score SCORE] [--floor 1e-3] [--steps 60] [--lam 5]
+           [--span START:END] [--score SCORE] [--floor 1e-3] [--steps 60] [--lam 5] [--prune]
            [--out benchmarks/results/pitch_placement.json]
 """
 
@@ -224,6 +226,8 @@ def main() -> None:
                          "log-probability); CREPE keeps its logit")
     ap.add_argument("--floor", type=float, default=1e-3,
                     help="floored-log-probability's floor (default 1e-3)")
+    ap.add_argument("--prune", action="store_true",
+                    help="RDE columns: genex explain --prune (drop kept rows the binary objective does not need)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/pitch_placement.json"))
     args = ap.parse_args()
@@ -275,7 +279,7 @@ def main() -> None:
                 target = plain_target(model, wave, args.span) if score_applies else "auto"
                 e = explain(model, wave, SR, components="bands:513", method=method, target=target,
                             infiller=infiller, n_samples=args.draws, steps=args.steps, lam=args.lam,
-                            seed=0, span=args.span,
+                            seed=0, span=args.span, prune=args.prune and method.startswith("rde"),
                             # the fitted column also reports the in-distribution table
                             in_distribution=column == "fitted")
                 rde = method.startswith("rde")
@@ -285,6 +289,7 @@ def main() -> None:
                              "target": e.target["label"],
                              "score": args.score if name in SOFTMAX_MODELS else "output",
                              "method": method, "infiller": (column if rde else None),
+                             "prune": bool(args.prune and rde),
                              "share": placed["share"], "kept_share": placed.get("kept_share"),
                              "n_kept": placed.get("n_kept"), "mass_share": placed["mass_share"],
                              "chance": round(placed["chance"], 3),

@@ -93,7 +93,8 @@ def _cmd_explain(args: argparse.Namespace) -> None:
         method=args.method, infiller=args.infiller, target=args.target, span=args.span,
         n_samples=args.n_samples, steps=args.steps, lam=args.lam, seed=args.seed,
         device=args.device, batch_size=args.batch_size, n_fft=args.n_fft, hop=args.hop,
-        n_mels=args.n_mels, f0=args.f0, in_distribution=not args.no_in_distribution)
+        n_mels=args.n_mels, f0=args.f0, in_distribution=not args.no_in_distribution,
+        prune=args.prune)
     write_outputs(args.out, explanations)
     for e in explanations:
         label = e.target.get("label") or e.target["index"]
@@ -148,6 +149,9 @@ def register(subparsers) -> None:
                    help="seconds of a framewise model's output to explain (default: the whole clip)")
     p.add_argument("--steps", type=int, default=None, help="RDE optimiser steps (default: 150)")
     p.add_argument("--lam", type=float, default=None, help="RDE sparsity weight lambda (default: 5)")
+    p.add_argument("--prune", action="store_true",
+                   help="RDE: then drop kept components the binary objective does not need, one "
+                        "forward each (sparser masks; e.g. pitch models' rows between harmonics)")
     p.add_argument("--n-samples", type=int, default=8,
                    help="infill draws per RDE step / pursuit candidate (default: 8)")
     p.add_argument("--batch-size", type=int, default=16, help="clips per batch (default: 16)")

@@ -41,6 +41,7 @@ from genex.progress import progress
 from genex.xai import (RDEL1, BlurInfiller, ComponentMap, Infiller, IntegratedGradients,
                        MatchingPursuit, MeanInfiller, NoiseInfiller, Occlusion, RDEConcrete,
                        Saliency, ZeroInfiller, binarise, binarised_distortion)
+from genex.xai import prune as prune_mask
 from genex.xai.rde import DEFAULTS as RDE_DEFAULTS
 
 __all__ = ["explain", "explain_many", "Explanation", "ExplainError", "METHODS", "INFILLERS"]
@@ -399,7 +400,7 @@ def explain_many(model, audio, sample_rate: int | None = None, *, input: str | N
                  seed: int = 0, device: str = "cpu", batch_size: int = 16,
                  n_fft: int | None = None, hop: int | None = None, n_mels: int | None = None,
                  f0: float | Sequence[float] | None = None, in_distribution: bool = True,
-                 ) -> list[Explanation]:
+                 prune: bool = False) -> list[Explanation]:
     """Explain ``model``'s decision on each clip; clips of equal length run as one batch.
 
     Args:
@@ -421,10 +422,15 @@ def explain_many(model, audio, sample_rate: int | None = None, *, input: str | N
         n_fft, hop, n_mels: representation settings (default: the model's, else 512/128/64).
         f0: for ``harmonics``: the f0 in Hz (one, or one per clip); default: estimated.
         in_distribution: also report the in-distribution table (needs genex.audio.indist).
+        prune: RDE only: after the optimisation, drop the kept components (keep probability
+            >= 0.5) that the binary objective does not need (:func:`genex.xai.prune`, one
+            forward per kept component); their scores become 0.
     """
     loaded = load_model(model, device)
     if method not in METHODS:
         raise ExplainError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if prune and not method.startswith("rde"):
+        raise ExplainError(f"prune applies to rde-concrete and rde-l1 (keep probabilities), not {method}")
     kind = input or loaded.input_kind or "waveform"
     clips, rate = _clips(audio, sample_rate, loaded.sample_rate)
     rep_kw = {"n_fft": 512, "hop": 128, "n_mels": 64, **loaded.options}
@@ -451,7 +457,7 @@ def explain_many(model, audio, sample_rate: int | None = None, *, input: str | N
                 method=method, infiller_name=infiller, target=target, span=span,
                 n_samples=n_samples, steps=steps, lam=lam, seed=seed, device=device,
                 f0=None if f0s is None else [f0s[i] for i in rows],
-                with_indist=in_distribution)):
+                with_indist=in_distribution, prune=prune)):
             results[i] = e
     return [results[i] for i in range(len(clips))]
 
@@ -459,7 +465,8 @@ def explain_many(model, audio, sample_rate: int | None = None, *, input: str | N
 def _explain_batch(loaded: LoadedModel, clips: list[_Clip], rate: int,
                    representation: Representation, *, components: str, method: str,
                    infiller_name: str, target, span, n_samples: int, steps: int | None,
-                   lam: float | None, seed: int, device: str, f0, with_indist: bool) -> list[Explanation]:
+                   lam: float | None, seed: int, device: str, f0, with_indist: bool,
+                   prune: bool = False) -> list[Explanation]:
     waves = torch.as_tensor(np.stack([c.wave for c in clips])).to(device)
     where = clips[0].source or "<array>"
     try:
@@ -491,6 +498,12 @@ def _explain_batch(loaded: LoadedModel, clips: list[_Clip], rate: int,
     explainer = _explainer(method, forward, infiller, cmap, representation, n_samples=n_samples,
                            steps=steps, lam=lam, seed=seed)
     scores = explainer.attribute(x, tgt).detach()
+    if prune:
+        kept = prune_mask(forward, infiller, cmap, x, scores >= 0.5, tgt,
+                          lam=RDE_DEFAULTS["lam"] if lam is None else lam, scores=scores,
+                          n_samples=1 if infiller.deterministic else n_samples, seed=seed,
+                          batch_size=max(64, x.shape[0]))  # one chunk: rows keep their phases
+        scores = scores * kept
     masks = cmap.to(device).expand(scores.to(x.dtype)).detach()
 
     distortion_samples = 1 if infiller.deterministic else n_samples
@@ -506,7 +519,7 @@ def _explain_batch(loaded: LoadedModel, clips: list[_Clip], rate: int,
     settings = {"seed": seed, "n_samples": n_samples,
                 "steps": (RDE_DEFAULTS["steps"] if steps is None else steps) if method.startswith("rde") else None,
                 "lam": (RDE_DEFAULTS["lam"] if lam is None else lam) if method.startswith("rde") else None,
-                "device": str(device), "span": list(span) if span else None}
+                "device": str(device), "span": list(span) if span else None, "prune": prune}
     out = []
     for b, clip in enumerate(clips):
         labels = cmap.labels[b] if cmap.per_input else cmap.labels

@@ -39,6 +39,7 @@ from genex.xai.evaluate import (
     mean_spearman,
     order_curve,
     prefix_masks,
+    prune,
     random_orders,
     randomisation_sanity,
     top_order,
@@ -65,6 +66,6 @@ __all__ = [
     "CaptumPerturbation", "InfilledForward", "infilled_forward", "quantus_perturb_func",
     "Curve", "auc", "keep_curve", "deletion_curve", "insertion_curve", "order_curve", "evaluate_masks",
     "mask_distortion", "binarised_distortion", "binarise", "keep_top", "top_order", "random_orders",
-    "prefix_masks", "in_distribution", "randomisation_sanity", "mean_spearman",
+    "prefix_masks", "prune", "in_distribution", "randomisation_sanity", "mean_spearman",
     "RelaxationWarning",
 ]

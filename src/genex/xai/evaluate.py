@@ -10,7 +10,8 @@
   over inputs, its standard error and the per-input values; :func:`auc` integrates it.
 * **Masks.** :func:`mask_distortion` of any mask (relaxed or binary) and
   :func:`binarised_distortion` of scores made binary (top-k, top fraction or threshold),
-  to report beside an optimiser's relaxed distortion.
+  to report beside an optimiser's relaxed distortion; :func:`prune` drops the components a
+  binary mask keeps that its rate-distortion objective does not need.
 * **Infillers.** :func:`in_distribution`: for random masks at each keep rate, the Fréchet
   distance of the model's own features (clean vs obfuscated inputs) and the share of
   obfuscated inputs whose predicted class is unchanged.
@@ -47,7 +48,7 @@ from genex.xai.target import Target, TargetSpec
 
 __all__ = [
     "Curve", "auc", "keep_top", "binarise", "top_order", "random_orders", "prefix_masks",
-    "evaluate_masks", "mask_distortion", "binarised_distortion", "keep_curve",
+    "evaluate_masks", "mask_distortion", "binarised_distortion", "prune", "keep_curve",
     "deletion_curve", "insertion_curve", "order_curve", "in_distribution", "mean_spearman",
     "randomisation_sanity", "frechet_distance",
 ]
@@ -264,6 +265,43 @@ def binarised_distortion(model: Model, infiller: Infiller, component_map: Compon
     return {"mask": mask, "kept": mask.sum(1),
             "distortion": mask_distortion(model, infiller, component_map, x, mask, target,
                                           n_samples, seed, batch_size)}
+
+
+def prune(model: Model, infiller: Infiller, component_map: ComponentMap, x: Tensor, mask: Tensor,
+          target: TargetSpec = None, lam: float = 0.0, scores: Tensor | None = None,
+          n_samples: int = 1, seed: int = 0, batch_size: int = 64) -> Tensor:
+    """One greedy backward pass over a binary ``mask [B, C]``: each kept component, lowest
+    ``scores`` first (mask order without them), is dropped when that lowers the binary
+    objective ``distortion + lam * kept / C`` (RDE's, with its rate normalised by ``C``).
+
+    A relaxed optimisation can end with components at high keep probability that the binary
+    objective does not need (e.g. rows between a note's harmonics that change nothing); this
+    removes them and never raises the objective. Every evaluation uses the same ``seed``, so
+    the draws are common to the comparisons. Costs one forward of ``n_samples * B`` rows per
+    kept component of the fullest mask. Returns the pruned mask ``[B, C]`` (a subset of ``mask``).
+    """
+    mask = (mask.detach() > 0.5).to(x.dtype)
+    n_components = mask.shape[1]
+    rank = (scores.detach() if scores is not None else torch.zeros_like(mask)).to(torch.float64)
+    # each input's kept components first, lowest score first (the rest sort last, at inf)
+    order = torch.where(mask > 0, rank, torch.inf).argsort(dim=1, stable=True)
+    kept = mask.sum(1).long()
+
+    def objective(m: Tensor) -> Tensor:
+        d = mask_distortion(model, infiller, component_map, x, m, target, n_samples, seed, batch_size)
+        return d.to(torch.float64) + lam * m.sum(1).to(torch.float64) / n_components
+
+    best = objective(mask)
+    rows = torch.arange(mask.shape[0])
+    for j in range(int(kept.max()) if kept.numel() else 0):
+        active = kept > j
+        trial = mask.clone()
+        trial[rows[active], order[active, j]] = 0
+        value = objective(trial)
+        better = active & (value < best)
+        mask[better] = trial[better]
+        best = torch.where(better, value, best)
+    return mask
 
 
 def _curve(steps: Sequence[float], values: Tensor) -> Curve:

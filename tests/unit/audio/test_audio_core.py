@@ -184,6 +184,22 @@ def test_rde_is_deterministic_for_a_seed():
     assert not np.array_equal(a.scores, c.scores)
 
 
+@pytest.mark.parametrize("method", ["rde-concrete", "rde-l1"])
+def test_pruning_keeps_a_subset_that_still_holds_the_class(method):
+    """--prune drops kept bands the objective does not need: what stays is a subset of RDE's
+    kept bands, band 0 (the only one class `low` reads) among them, recorded in the settings;
+    other methods refuse it."""
+    plain = explain(BandEnergy(), tone(), RATE, components="bands:8", method=method, target="low", **FAST)
+    pruned = explain(BandEnergy(), tone(), RATE, components="bands:8", method=method, target="low",
+                     prune=True, **FAST)
+    kept, left = plain.scores >= 0.5, pruned.scores >= 0.5
+    assert left[0] and not (left & ~kept).any(), (plain.scores, pruned.scores)
+    assert pruned.settings["prune"] is True and plain.settings["prune"] is False
+    np.testing.assert_array_equal(pruned.scores[left], plain.scores[left])
+    with pytest.raises(ExplainError, match="prune applies to rde"):
+        explain(BandEnergy(), tone(), RATE, components="bands:8", method="saliency", prune=True, **FAST)
+
+
 def test_auto_target_is_the_predicted_class():
     quiet_low = tone({200.0: 0.05, 3000.0: 0.8})
     e = explain(BandEnergy(), quiet_low, RATE, components="bands:4", method="occlusion", **FAST)

@@ -229,6 +229,19 @@ def test_rde_on_crepe_keeps_f0_and_harmonics(piano_a3):
     assert 1 in placed["harmonic_of_top"][:3], placed
 
 
+@pytest.mark.slow
+def test_pruned_rde_on_pesto_keeps_f0_and_harmonics_with_noise(piano_a3):
+    """PESTO's relaxed masks keep rows between the harmonics that change nothing (docs/explain.md,
+    benchmarks/pitch_objective.py); pruned, RDE's rows sit on f0 and its harmonics."""
+    from genex.audio import explain
+
+    e = explain("genex.audio.zoo:pesto_pitch", piano_a3, SR, components="bands:513", infiller="noise",
+                n_samples=2, steps=60, seed=0, span=(0.04, 0.145), prune=True, in_distribution=False)
+    assert e.target["label"].startswith("MIDI 57"), e.target
+    placed = harmonic_placement(e.scores, e.representation.frequencies, midi_hz(57), top_k=10, kept_at=0.5)
+    assert placed["n_kept"] >= 1 and placed["kept_share"] >= 0.8, placed
+
+
 @pytest.mark.parametrize("spec", [
     # CREPE: 26 s on the shared 2-core machine (the in-distribution table's forward passes)
     pytest.param("genex.audio.zoo:torchcrepe_pitch", marks=pytest.mark.slow),

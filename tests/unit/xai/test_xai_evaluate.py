@@ -28,6 +28,7 @@ from genex.xai import (
     keep_curve,
     order_curve,
     prefix_masks,
+    prune,
     randomisation_sanity,
     top_order,
 )
@@ -135,6 +136,26 @@ def test_per_step_draws_repeat_per_curve_draws_do_not():
                          draws="per_curve")
     assert same[0] == same[1] == same[2] and len(set(own[:, 0].tolist())) == 3
     assert torch.equal(evaluate_masks(linear(), NoiseInfiller(), CMAP, x, masks, n_samples=4, seed=3), same)
+
+
+def test_prune_drops_kept_components_the_objective_does_not_need():
+    """Components 1 and 3 do not move the output: pruning drops them (lowest score first),
+    keeps those whose removal costs more distortion than the rate saves, works per input,
+    and a rate weight above every component's worth empties the mask."""
+    model = linear(torch.tensor([4.0, 0.0, 2.0, 0.0]))
+    x = torch.ones(2, 4)
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 1.0, 0.0]])
+    scores = torch.tensor([[0.9, 0.95, 0.6, 0.99], [0.1, 0.95, 0.6, 0.2]])
+    pruned = prune(model, ZeroInfiller(), CMAP, x, mask, lam=0.1, scores=scores)
+    assert pruned.tolist() == [[1, 0, 1, 0], [0, 0, 1, 0]]
+    assert prune(model, ZeroInfiller(), CMAP, x[:1], mask[:1], lam=100.0, scores=scores[:1]).sum() == 0
+    # the binary objective never rises, with random draws too (the same draws for every trial)
+    noise = NoiseInfiller(0.0, 1.0)
+    before = binarised_distortion(model, noise, CMAP, x, mask, threshold=0.5, n_samples=4)["distortion"]
+    pruned = prune(model, noise, CMAP, x, mask, lam=0.1, scores=scores, n_samples=4)
+    after = binarised_distortion(model, noise, CMAP, x, pruned, threshold=0.5, n_samples=4)["distortion"]
+    assert ((pruned <= mask).all() and
+            (after + 0.1 * pruned.sum(1) / 4 <= before + 0.1 * mask.sum(1) / 4 + 1e-9).all())
 
 
 def test_binarised_distortion_thresholds_or_keeps_top_k():
