@@ -270,37 +270,42 @@ def binarised_distortion(model: Model, infiller: Infiller, component_map: Compon
 def prune(model: Model, infiller: Infiller, component_map: ComponentMap, x: Tensor, mask: Tensor,
           target: TargetSpec = None, lam: float = 0.0, scores: Tensor | None = None,
           n_samples: int = 1, seed: int = 0, batch_size: int = 64) -> Tensor:
-    """One greedy backward pass over a binary ``mask [B, C]``: each kept component, lowest
+    """Greedy backward passes over a binary ``mask [B, C]``: each kept component, lowest
     ``scores`` first (mask order without them), is dropped when that lowers the binary
-    objective ``distortion + lam * kept / C`` (RDE's, with its rate normalised by ``C``).
+    objective ``distortion + lam * kept / C`` (RDE's, with its rate normalised by ``C``); the
+    passes repeat until one drops nothing (a drop can make another component unneeded).
 
     A relaxed optimisation can end with components at high keep probability that the binary
     objective does not need (e.g. rows between a note's harmonics that change nothing); this
     removes them and never raises the objective. Every evaluation uses the same ``seed``, so
     the draws are common to the comparisons. Costs one forward of ``n_samples * B`` rows per
-    kept component of the fullest mask. Returns the pruned mask ``[B, C]`` (a subset of ``mask``).
+    kept component and pass. Returns the pruned mask ``[B, C]`` (a subset of ``mask``).
     """
     mask = (mask.detach() > 0.5).to(x.dtype)
     n_components = mask.shape[1]
     rank = (scores.detach() if scores is not None else torch.zeros_like(mask)).to(torch.float64)
-    # each input's kept components first, lowest score first (the rest sort last, at inf)
-    order = torch.where(mask > 0, rank, torch.inf).argsort(dim=1, stable=True)
-    kept = mask.sum(1).long()
+    rows = torch.arange(mask.shape[0])
 
     def objective(m: Tensor) -> Tensor:
         d = mask_distortion(model, infiller, component_map, x, m, target, n_samples, seed, batch_size)
         return d.to(torch.float64) + lam * m.sum(1).to(torch.float64) / n_components
 
     best = objective(mask)
-    rows = torch.arange(mask.shape[0])
-    for j in range(int(kept.max()) if kept.numel() else 0):
-        active = kept > j
-        trial = mask.clone()
-        trial[rows[active], order[active, j]] = 0
-        value = objective(trial)
-        better = active & (value < best)
-        mask[better] = trial[better]
-        best = torch.where(better, value, best)
+    dropped = True
+    while dropped:
+        dropped = False
+        # each input's kept components first, lowest score first (the rest sort last, at inf)
+        order = torch.where(mask > 0, rank, torch.inf).argsort(dim=1, stable=True)
+        kept = mask.sum(1).long()
+        for j in range(int(kept.max()) if kept.numel() else 0):
+            active = kept > j
+            trial = mask.clone()
+            trial[rows[active], order[active, j]] = 0
+            value = objective(trial)
+            better = active & (value < best)
+            mask[better] = trial[better]
+            best = torch.where(better, value, best)
+            dropped = dropped or bool(better.any())
     return mask
 
 
