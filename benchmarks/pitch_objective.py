@@ -51,7 +51,7 @@ from pitch_placement import (CLIP_SECONDS, KEPT_AT, SCORES, SOFTMAX_MODELS, pars
 from genex.audio import explain  # noqa: E402
 from genex.audio.explain import SpectrogramModel, _resolve_target  # noqa: E402
 from genex.audio.harmonics import harmonic_rows  # noqa: E402
-from genex.xai.evaluate import mask_distortion  # noqa: E402
+from genex.xai.evaluate import mask_distortion, prune  # noqa: E402
 
 LAM = 5.0
 
@@ -126,14 +126,11 @@ def main() -> None:
                                               n_samples=draws, seed=0)[0])
                     return d, d + LAM * rows.sum() / len(rows)
 
-                pruned = kept.copy()
-                best = objective_of(pruned)[1]
-                for r in np.nonzero(kept)[0][np.argsort(e.scores[kept], kind="stable")]:
-                    trial = pruned.copy()
-                    trial[r] = False
-                    value = objective_of(trial)[1]
-                    if value < best:
-                        pruned, best = trial, value
+                # one backward pass, as when this benchmark was written (genex explain --prune
+                # repeats the passes until one drops nothing)
+                pruned = prune(forward, e.infiller, e.component_map, x, torch.as_tensor(kept)[None],
+                               weights, lam=LAM, scores=torch.as_tensor(e.scores)[None],
+                               n_samples=draws, seed=0, passes=1)[0].numpy().astype(bool)
                 sets["rde_pruned"] = pruned
                 scored = {}
                 for set_name, rows in sets.items():

@@ -498,11 +498,12 @@ def _explain_batch(loaded: LoadedModel, clips: list[_Clip], rate: int,
     explainer = _explainer(method, forward, infiller, cmap, representation, n_samples=n_samples,
                            steps=steps, lam=lam, seed=seed)
     scores = explainer.attribute(x, tgt).detach()
+    one_chunk = max(64, x.shape[0])  # every clip in one forward: rows keep their phases
     if prune:
         kept = prune_mask(forward, infiller, cmap, x, scores >= 0.5, tgt,
                           lam=RDE_DEFAULTS["lam"] if lam is None else lam, scores=scores,
                           n_samples=1 if infiller.deterministic else n_samples, seed=seed,
-                          batch_size=max(64, x.shape[0]))  # one chunk: rows keep their phases
+                          batch_size=one_chunk)
         scores = scores * kept
     masks = cmap.to(device).expand(scores.to(x.dtype)).detach()
 
@@ -511,7 +512,7 @@ def _explain_batch(loaded: LoadedModel, clips: list[_Clip], rate: int,
     for fraction in (0.0, *KEEP_FRACTIONS):
         d = binarised_distortion(forward, infiller, cmap, x, scores, tgt, fraction=fraction,
                                  n_samples=distortion_samples, seed=seed,
-                                 batch_size=max(64, x.shape[0]))  # one chunk: rows keep their phases
+                                 batch_size=one_chunk)
         distortion["empty" if fraction == 0 else str(fraction)] = d["distortion"].cpu()
 
     indist = _indist_table(forward, x, cmap, infiller, infiller_name, representation, seed,

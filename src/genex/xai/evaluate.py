@@ -269,11 +269,13 @@ def binarised_distortion(model: Model, infiller: Infiller, component_map: Compon
 
 def prune(model: Model, infiller: Infiller, component_map: ComponentMap, x: Tensor, mask: Tensor,
           target: TargetSpec = None, lam: float = 0.0, scores: Tensor | None = None,
-          n_samples: int = 1, seed: int = 0, batch_size: int = 64) -> Tensor:
+          n_samples: int = 1, seed: int = 0, batch_size: int = 64,
+          passes: int | None = None) -> Tensor:
     """Greedy backward passes over a binary ``mask [B, C]``: each kept component, lowest
     ``scores`` first (mask order without them), is dropped when that lowers the binary
     objective ``distortion + lam * kept / C`` (RDE's, with its rate normalised by ``C``); the
-    passes repeat until one drops nothing (a drop can make another component unneeded).
+    passes repeat until one drops nothing (a drop can make another component unneeded), or
+    ``passes`` times.
 
     A relaxed optimisation can end with components at high keep probability that the binary
     objective does not need (e.g. rows between a note's harmonics that change nothing); this
@@ -291,9 +293,9 @@ def prune(model: Model, infiller: Infiller, component_map: ComponentMap, x: Tens
         return d.to(torch.float64) + lam * m.sum(1).to(torch.float64) / n_components
 
     best = objective(mask)
-    dropped = True
-    while dropped:
-        dropped = False
+    dropped, done = True, 0
+    while dropped and (passes is None or done < passes):
+        dropped, done = False, done + 1
         # each input's kept components first, lowest score first (the rest sort last, at inf)
         order = torch.where(mask > 0, rank, torch.inf).argsort(dim=1, stable=True)
         kept = mask.sum(1).long()
