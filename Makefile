@@ -47,21 +47,29 @@ system-packages:  ## install the Debian packages that are missing (quick when no
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# torch first and pinned, so a CPU-only machine gets the CPU build. Bytecode is compiled once at
-# the end on every core (pip compiles on one: 48 s of the install on 2 cores, compileall 29 s);
-# a file that does not compile (a package's Python 3.12 test files) is left to the interpreter.
-$(STAMP): pyproject.toml | $(BIN)/python
+# torch first and pinned, with pip: the CPU build lies on this machine's disk, which pip's config
+# points at and uv ignores (uv would fetch a CUDA build of several GB). The rest with uv, which
+# resolves and installs in parallel: `.[test]` took 42.7 s with pip and 6.9 s with uv, the
+# remotes extra 19.3 s and 1.8 s, the same versions. Bytecode is compiled once at the end on
+# every core (pip compiles on one: 48 s on 2 cores, compileall 29 s); a file that does not
+# compile (a package's Python 3.12 test files) is left to the interpreter.
+UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv==0.13.9
+
+$(STAMP): pyproject.toml | $(BIN)/python $(BIN)/uv
 	$(BIN)/python -m pip install --quiet --no-compile torch==2.13.0
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[test]'
+	$(UV) -e '.[test]'
 	# the pitch models genex explain is tested on; --no-deps: both declare torchaudio, which has
 	# no release for the pinned torch and which neither needs for pitch (see genex/audio/zoo.py)
-	$(BIN)/python -m pip install --quiet --no-compile --no-deps torchcrepe==0.0.24 pesto-pitch==2.0.1 resampy==0.4.3
+	$(UV) --no-deps torchcrepe==0.0.24 pesto-pitch==2.0.1 resampy==0.4.3
 	$(BIN)/python -m compileall -q -q -j 0 $(VENV)/lib || true
 	@touch $@
 
-# the SSH/S3 clients and the S3 emulator only for `make test-remotes` (a heavy resolve)
-$(REMOTES_STAMP): pyproject.toml $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,remotes-test]'
+# the SSH/S3 clients and the S3 emulator only for `make test-remotes`
+$(REMOTES_STAMP): pyproject.toml $(STAMP) | $(BIN)/uv
+	$(UV) -e '.[test,remotes-test]'
+	$(BIN)/python -m compileall -q -q -j 0 $(VENV)/lib || true
 	@touch $@
 
 # another profile than the default runs through DVC in its own folder, runs/<profile>/ (README)
