@@ -85,11 +85,11 @@ def output_files(repo: Path) -> dict[str, bytes]:
 class Remote:
     """One fresh store on a server, configured as the default DVC remote ``shared``."""
 
-    def __init__(self, kind: str, server, gate: Gate, name: str, home: Path):
+    def __init__(self, kind: str, server, gate: Gate, name: str, home: Path, new: bool = True):
         self.kind, self.server, self.gate = kind, server, gate
         if kind == "ssh":
             self.store = server.root / "stores" / name
-            self.store.mkdir(parents=True)
+            self.store.mkdir(parents=True, exist_ok=not new)
             self.url = f"ssh://127.0.0.1{self.store}"
             self.options = {"port": str(gate.port), "user": server.user, "keyfile": str(server.client_key)}
             (home / ".ssh").mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,8 @@ class Remote:
             self.env = {"HOME": str(home)}  # asyncssh checks the host key in ~/.ssh/known_hosts
         else:
             self.bucket = name
-            self.make_bucket()
+            if new:
+                self.make_bucket()
             self.url = f"s3://{name}/genex"
             self.options = {"endpointurl": f"http://127.0.0.1:{gate.port}"}
             self.env = {"HOME": str(home), **server.env}
@@ -202,6 +203,26 @@ def remote(request, tmp_path) -> Remote:
     return Remote(request.param, server, gate, f"genex-{request.param}-{next(_stores)}", tmp_path / "home")
 
 
+_PUSHED: set[str] = set()  # the kinds whose store "genex-<kind>-pushed" holds every object of origin
+
+
+@pytest.fixture(params=["ssh", "s3"])
+def pushed(request, origin, tmp_path) -> Remote:
+    """A store that holds every object of ``origin``, origin configured to it: pushed once per
+    kind, shared by the tests that pull (a whole push of the tiny run costs 5-10 s). A test
+    that changes the store restores it."""
+    server, gate = request.getfixturevalue(f"{request.param}_server")
+    gate.release()
+    kind, home = request.param, tmp_path / "home"
+    remote = Remote(kind, server, gate, f"genex-{kind}-pushed", home, new=kind not in _PUSHED)
+    if kind in _PUSHED:
+        remote.configure(origin)
+    else:
+        push_all(origin, remote)
+        _PUSHED.add(kind)
+    return remote
+
+
 def clone_of(origin: Path, remote: Remote, dst: Path) -> Path:
     sh(GIT + ["clone", "-q", str(origin), str(dst)], cwd=dst.parent)
     remote.configure(dst)
@@ -284,8 +305,8 @@ def third_of_the_data(repo: Path) -> int:
 
 # --- round trips ---------------------------------------------------------------------------
 
-def test_round_trip_push_fresh_clone_pull_nothing_to_do(origin, remote, tmp_path):
-    push_all(origin, remote)
+def test_round_trip_push_fresh_clone_pull_nothing_to_do(origin, pushed, tmp_path):
+    remote = pushed
     for rel in remote.objects():  # what the remote holds is what was cached
         assert remote.read(rel) == (origin / ".dvc/cache" / rel).read_bytes(), rel
     clone = clone_of(origin, remote, tmp_path / "clone")
@@ -315,8 +336,8 @@ def test_push_killed_mid_transfer_then_rerun_completes(origin, remote):
         assert remote.read(rel) == (origin / ".dvc/cache" / rel).read_bytes(), rel
 
 
-def test_pull_killed_mid_transfer_then_rerun_completes(origin, remote, tmp_path):
-    push_all(origin, remote)
+def test_pull_killed_mid_transfer_then_rerun_completes(origin, pushed, tmp_path):
+    remote = pushed
     clone = clone_of(origin, remote, tmp_path / "clone")
     n = len(cache_objects(origin))
     proc = start_held(MAKE + ["pull"], clone, remote, third_of_the_data(origin))
@@ -329,28 +350,31 @@ def test_pull_killed_mid_transfer_then_rerun_completes(origin, remote, tmp_path)
     assert "in sync" in sh(["dvc", "status", "-c"], cwd=clone, env=remote.env).stdout
 
 
-def test_object_tampered_in_the_remote_is_named_and_nothing_marked_current(origin, remote, tmp_path):
-    push_all(origin, remote)
+def test_object_tampered_in_the_remote_is_named_and_nothing_marked_current(origin, pushed, tmp_path):
+    remote = pushed
     owners = verify_cache.owners(origin / ".dvc/cache/files/md5", origin / "dvc.lock")
     rel = next(r for r in sorted(remote.objects()) if not r.endswith(".dir")
                and any(p.startswith("results/") for p in owners.get(md5_name(r), [])))
     data = remote.read(rel)
     remote.write(rel, bytes([data[0] ^ 0xFF]) + data[1:])  # same size, other content
-    clone = clone_of(origin, remote, tmp_path / "clone")
-    pulled = make("pull", clone, remote, check=False)
-    err = pulled.stdout + pulled.stderr
-    assert pulled.returncode != 0, err
-    line = next((x for x in err.splitlines() if rel in x), None)
-    assert line and "damaged" in line and owners[md5_name(rel)][0] in line, err
-    assert_nothing_marked_current(clone, remote)
-    again = make("pull", clone, remote, check=False)  # fetched again, refused again
-    assert again.returncode != 0 and rel in again.stderr, again.stdout + again.stderr
+    try:
+        clone = clone_of(origin, remote, tmp_path / "clone")
+        pulled = make("pull", clone, remote, check=False)
+        err = pulled.stdout + pulled.stderr
+        assert pulled.returncode != 0, err
+        line = next((x for x in err.splitlines() if rel in x), None)
+        assert line and "damaged" in line and owners[md5_name(rel)][0] in line, err
+        assert_nothing_marked_current(clone, remote)
+        again = make("pull", clone, remote, check=False)  # fetched again, refused again
+        assert again.returncode != 0 and rel in again.stderr, again.stdout + again.stderr
+    finally:
+        remote.write(rel, data)  # the store is shared with the other pulls
 
 
 # moto killed mid-pull leaves the S3 client retrying for many minutes without a word:
 # pull.sh gives up when no byte has arrived for GENEX_PULL_STALL seconds (600 by default)
-def test_server_gone_mid_pull_is_a_clear_error_and_the_workspace_stays_consistent(origin, remote, tmp_path):
-    push_all(origin, remote)
+def test_server_gone_mid_pull_is_a_clear_error_and_the_workspace_stays_consistent(origin, pushed, tmp_path):
+    remote = pushed
     clone = clone_of(origin, remote, tmp_path / "clone")
     # 20 s: with 12 a loaded machine's pull stalled while DVC listed the remote, before any transfer
     remote.env["GENEX_PULL_STALL"] = "20"

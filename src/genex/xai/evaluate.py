@@ -36,7 +36,6 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 from torch import Tensor
 
 from genex.xai.base import Model
@@ -441,6 +440,8 @@ def in_distribution(model: Model, features_fn: Callable[[Tensor], Tensor], infil
 def mean_spearman(a: Tensor, b: Tensor) -> float:
     """Mean over rows of the Spearman rank correlation of ``a[i]`` and ``b[i]`` (a row with
     a constant side counts as 0)."""
+    from scipy.stats import spearmanr  # here: scipy.stats costs 0.5-0.7 s, and every `import genex.xai`
+
     values = []
     for u, v in zip(a.detach().cpu().double().numpy(), b.detach().cpu().double().numpy()):
         if np.ptp(u) == 0 or np.ptp(v) == 0:

@@ -11,7 +11,6 @@ dropped, a large one is an error; tiny negative results from round-off are clipp
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
 
 __all__ = ["frechet_distance", "frechet_gaussians", "gaussian_stats"]
 
@@ -57,6 +56,8 @@ def frechet_distance(features1: np.ndarray, features2: np.ndarray, eps: float = 
 
 
 def _sqrtm(a: np.ndarray) -> np.ndarray:
+    from scipy import linalg  # here, not at import: `import genex.xai` stays light
+
     with np.errstate(all="ignore"):
         out = linalg.sqrtm(a)
     return out[0] if isinstance(out, tuple) else out
