@@ -49,11 +49,11 @@ $(BIN)/python:
 
 # torch first and pinned, with pip: the CPU build lies on this machine's disk, which pip's config
 # points at and uv ignores (uv would fetch a CUDA build of several GB). The rest with uv, which
-# resolves and installs in parallel: `.[test]` took 42.7 s with pip and 6.9 s with uv, the
-# remotes extra 19.3 s and 1.8 s, the same versions but one (celery, which DVC's queue takes: 5.6.3
-# where pip took 5.7.0). Bytecode is compiled once at the end on
-# every core (pip compiles on one: 48 s on 2 cores, compileall 29 s); a file that does not
-# compile (a package's Python 3.12 test files) is left to the interpreter.
+# installs in parallel: `.[test]` took 42.7 s with pip and 6.9 s with uv, the remotes extra
+# 19.3 s and 1.8 s, the same versions but one (celery, for DVC's queue: 5.6.3 where pip took
+# 5.7.0). Bytecode is compiled once at the end on every core (pip compiles on one: 48 s on
+# 2 cores, compileall 29 s); a file that does not compile (a package's Python 3.12 test files)
+# is left to the interpreter.
 UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
 $(BIN)/uv: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet uv==0.13.9

@@ -20,16 +20,14 @@ def seed_everything(seed: int) -> np.random.Generator:
         import torch
 
         torch.manual_seed(seed)
-        deterministic_kernels(torch)
+        _deterministic_kernels(torch)
     return np.random.default_rng(seed)
 
 
-def deterministic_kernels(torch) -> None:
-    """Deterministic kernels (a warning where an op has none), as
-    ``torch.use_deterministic_algorithms(True, warn_only=True)``. That call also imports
-    TorchInductor only to set its flag, which cost 1.3 s of every torch step's 2.8 s start
-    (torch 2.13); nothing here compiles, so the kernels' flag alone is set unless Inductor is
-    already loaded."""
+def _deterministic_kernels(torch) -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)`` without its import of
+    TorchInductor (1.3 s of a torch step's start in torch 2.13, only to set Inductor's own flag;
+    nothing here compiles)."""
     set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
     if set_flag is None or "torch._inductor.config" in sys.modules:
         torch.use_deterministic_algorithms(True, warn_only=True)
