@@ -14,7 +14,10 @@ models for the baseline, or a model this call does not train). Then, with the st
   infill), Φ without measurements and Φ_gt;
 * training seconds per model (wall clock, on this machine under its load at the time).
 
-Each attempt is written under ``attempts[<name>]`` of ``--out`` (merged, atomic).
+Each attempt is written under ``attempts[<name>]`` of ``--out`` (merged, atomic). Attempts record
+their whole ``train`` config: those before ``line_of_sight`` ran on the plain defaults of the time
+(target gain, no line-of-sight maps); ``plain_8maps_today`` is that setup on the same features as
+the line-of-sight attempts.
 
 Usage: python benchmarks/bench_radio_shadows.py --name shadow8 --train '{"loss": {"shadow_weight": 8}}'
        [--models phi_gt] [--phi results/radio/models/phi.pt] [--features results/radio/features]

@@ -340,7 +340,8 @@ def test_radio_files_round_trip_and_a_planted_entry_is_refused(tmp_path, marker)
     save_model(tmp_path / "phi.pt", payload)
     assert equal(load_tensors(tmp_path / "phi.pt"), payload)
     assert same_weights(load_model(tmp_path / "phi.pt"), net)
-    assert load_summary(tmp_path / "phi.pt") == {k: payload[k] for k in ("best_epoch", "best_valid_rmse", "history")}
+    assert load_summary(tmp_path / "phi.pt") == {k: payload[k] for k in ("best_epoch", "best_valid_rmse", "history",
+                                                                           "params")}
 
     path = plant_pt(tmp_path / "phi.pt", marker, payload, key="history")
     refused(lambda: load_summary(path), path, marker)

@@ -1,5 +1,5 @@
-"""Radio training that learns shadows: the shadow-weighted loss and the free-space residual
-model (issue 15, item 7; measured in benchmarks/bench_radio_shadows.py)."""
+"""Radio training that learns shadows: the line-of-sight maps, the shadow-weighted loss and the
+free-space residual model (issue 15, item 7; measured in benchmarks/bench_radio_shadows.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ import torch
 from helpers.radio_models import tiny_radio_features
 
 from genex.studies.radio.features import free_space_gain, phi_gt_inputs, phi_inputs
-from genex.studies.radio.models import FreeSpaceResidual, RadioWNet, build_model, free_space_prior
+from genex.studies.radio.models import (
+    FreeSpaceResidual,
+    LineOfSight,
+    RadioWNet,
+    build_model,
+    free_space_prior,
+    walls_crossed,
+)
 from genex.studies.radio.train import load_model, loss_weights, train_model, weighted_mse
 
 MPP = 4.0  # metres per pixel
@@ -85,6 +92,48 @@ def test_residual_model_adds_the_network_to_the_prior():
         build_model(2, {"width": 2, "depth": 2, "target": "shadows"})
 
 
+def test_walls_crossed_counts_the_buildings_between_the_tx_and_each_pixel():
+    buildings = np.zeros((1, 32, 32), dtype=np.uint8)
+    buildings[0, 10:22, 8:12] = 1              # east of the TX
+    buildings[0, 26:30, 4:8] = 1               # south of it
+    tx = np.array([[16, 2]])
+    x = torch.from_numpy(phi_gt_inputs(buildings, tx))
+    walls = walls_crossed(x)[0, 0]
+    assert walls[16, 20].item() == pytest.approx(1.0)  # behind the east building: one wall
+    assert walls[16, 5].item() == pytest.approx(0.0)   # in front of it: none
+    assert walls[0, 2].item() == pytest.approx(0.0)    # straight north: a clear ray
+    assert walls[31, 6].item() == pytest.approx(1.0)   # behind the south one only
+    # a soft (half-removed) building counts half, and the count is differentiable in it
+    soft = (x * torch.tensor([0.5, 1.0]).view(1, 2, 1, 1)).requires_grad_(True)
+    walls_soft = walls_crossed(soft)[0, 0, 16, 20]
+    assert walls_soft.item() == pytest.approx(0.5)
+    walls_soft.backward()
+    assert soft.grad[0, 0, 10:22, 8:12].abs().sum() > 0
+    assert soft.grad[0, 0, 26:30, 4:8].abs().sum() == 0   # not on that ray
+    # removing the building clears the rays it blocked
+    x_removed = x.clone()
+    x_removed[0, 0, 10:22, 8:12] = 0
+    assert walls_crossed(x_removed)[0, 0, 16, 20].item() == pytest.approx(0.0)
+
+
+def test_line_of_sight_model_reads_the_inputs_and_the_two_maps():
+    net = build_model(2, {"width": 2, "depth": 2, "line_of_sight": True, "metres_per_pixel": MPP})
+    assert isinstance(net, LineOfSight) and net.net.in_channels == 4
+    gain, buildings, tx = _city()
+    x = torch.from_numpy(phi_gt_inputs(buildings, tx))
+    maps = torch.cat([x, free_space_prior(x, MPP), torch.exp(-walls_crossed(x))], dim=1)
+    with torch.no_grad():
+        assert torch.allclose(net(x), net.net(maps))
+    # Φ's three channels: buildings and TX where Φ_gt has them, so the same maps
+    phi = build_model(3, {"width": 2, "depth": 2, "line_of_sight": True, "metres_per_pixel": MPP})
+    assert phi.net.in_channels == 5
+    both = build_model(2, {"width": 2, "depth": 2, "line_of_sight": True, "target": "free_space_residual",
+                           "metres_per_pixel": MPP})
+    assert isinstance(both, FreeSpaceResidual) and isinstance(both.net, LineOfSight)
+    with pytest.raises(ValueError, match="metres_per_pixel"):
+        build_model(2, {"width": 2, "depth": 2, "line_of_sight": True})
+
+
 @pytest.fixture(scope="module")
 def features(tmp_path_factory) -> Path:
     return tiny_radio_features(tmp_path_factory.mktemp("radio_shadows"))
@@ -112,3 +161,17 @@ def test_weighted_residual_training_saves_a_model_that_reloads_the_same(features
     plain = train_model("phi_gt", features, {**TRAIN, "target": "free_space_residual"}, 0,
                         torch.device("cpu"), tmp_path / "ck2", tmp_path / "p.pt")
     assert plain["history"] != out["history"]
+
+
+def test_line_of_sight_training_stores_the_scale_and_reloads_the_same(features, tmp_path):
+    from genex.studies.radio.features import load_split
+    from genex.studies.radio.train import predict_split, rmse
+
+    out = train_model("phi", features, {**TRAIN, "line_of_sight": True}, 0, torch.device("cpu"),
+                      tmp_path / "ck", tmp_path / "m.pt")
+    assert out["params"]["metres_per_pixel"] == 4.0 and out["in_channels"] == 3
+    valid = load_split(features, "valid")
+    net = load_model(tmp_path / "m.pt")
+    assert isinstance(net, LineOfSight)
+    assert rmse(predict_split(net, "phi", valid, torch.device("cpu")), valid["gain"]) == pytest.approx(
+        out["best_valid_rmse"], rel=1e-6)

@@ -49,7 +49,9 @@ def collect_metrics(features: Path, evaluation: Path, explain: Path, sanity: Pat
     for name, path in (("phi", phi), ("phi_gt", phi_gt)):
         s = load_summary(path)
         models[name] = {"rmse": ev[name]["rmse"], "best_epoch": s["best_epoch"],
-                        "valid_rmse": s["best_valid_rmse"], "epochs": len(s["history"])}
+                        "valid_rmse": s["best_valid_rmse"], "epochs": len(s["history"]),
+                        "line_of_sight": bool(s["params"].get("line_of_sight", False)),
+                        "target": s["params"].get("target", "gain")}
     models["free_space"] = {"rmse": ev["free_space"]["rmse"]}
     metrics = {
         "setup": {"resolution": meta["resolution"], "metres_per_pixel": meta["metres_per_pixel"],
@@ -318,7 +320,15 @@ def write_section(out: Path, metrics_path: Path, features: Path, explain: Path, 
             f"Φ reads [city with buildings missing, TX, {m['setup']['measurements'][0]}-"
             f"{m['setup']['measurements'][1]} measurements] and Φ_gt [complete city, TX]; both "
             f"are RadioWNet-style UNets trained at {m['setup']['resolution']} x "
-            f"{m['setup']['resolution']} px ({m['setup']['metres_per_pixel']:g} m per pixel). "
+            f"{m['setup']['resolution']} px ({m['setup']['metres_per_pixel']:g} m per pixel)"
+            + (". Unlike RadioUNet, each also reads two maps it computes from the buildings and TX it "
+               "is given: free-space gain and line-of-sight visibility (exp(-walls crossed by the ray "
+               "from the TX)). Without them a small UNet on this CPU budget barely learned that a "
+               "building shadows the street behind it (benchmarks/results/radio_shadows.json); as "
+               "they are recomputed from the input, removing a building removes its shadow from them"
+               if mod["phi"].get("line_of_sight") else "")
+            + ("; they predict the gain's departure from free space, not the gain"
+               if mod["phi"].get("target") == "free_space_residual" else "") + ". "
             "Every building (connected component) and every measurement is one component; "
             "matching pursuit keeps, step by step, the component that most lowers the distortion "
             "of Φ's estimate in a region of interest (green), for two queries: *darken* (the "

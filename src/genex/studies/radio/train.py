@@ -2,7 +2,8 @@
 
 Both are RadioWNet-style UNets trained with MSE on the scaled gain (RadioUNet's loss; optionally
 weighted towards shadows, :func:`loss_weights`, or on the departure from free space, target
-``free_space_residual``: neither taught the models shadows, benchmarks/results/radio_shadows.json),
+``free_space_residual``: neither taught the models shadows, benchmarks/results/radio_shadows.json;
+the default profile gives them line-of-sight maps instead, :class:`~genex.studies.radio.models.LineOfSight`),
 Adam and a step learning-rate schedule, in the pipeline's training loop
 (:func:`genex.pipeline.training.fit`): resume after a kill, epoch order from
 ``epoch_rng(seed, epoch)``, best model on validation RMSE. Φ's training measurements are
@@ -128,7 +129,8 @@ def train_model(model: str, features: Path, params: dict, seed: int, device: tor
     """Train ``model`` (phi or phi_gt); write the best weights to ``out``; return the summary."""
     train, valid = load_split(features, "train"), load_split(features, "valid")
     meta = load_meta(features)
-    if params.get("target", "gain") == "free_space_residual":  # the model file rebuilds the prior
+    if params.get("target", "gain") == "free_space_residual" or params.get("line_of_sight"):
+        # the model file rebuilds the free-space map
         params = {**params, "metres_per_pixel": float(meta["metres_per_pixel"])}
     loss = {"shadow_weight": 0.0, "building_weight": 1.0, **(params.get("loss") or {})}
     plain = not loss["shadow_weight"] and loss["building_weight"] == 1.0
@@ -201,6 +203,6 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> nn.Module:
 
 
 def load_summary(path: Path) -> dict:
-    """The training summary (history, best epoch) stored beside the weights."""
+    """The training summary (history, best epoch, params) stored beside the weights."""
     payload = load_tensors(path)
-    return {k: payload[k] for k in ("best_epoch", "best_valid_rmse", "history")}
+    return {k: payload[k] for k in ("best_epoch", "best_valid_rmse", "history", "params")}
