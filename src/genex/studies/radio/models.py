@@ -81,18 +81,24 @@ class RadioWNet(nn.Module):
         return self.second(torch.cat([x, estimate], dim=1))
 
 
+def _tx_position(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Row and column ``[N, 1, 1]`` of the TX, the one-hot channel ``x[:, 1]``."""
+    n, _, _, w = x.shape
+    at = x[:, 1].reshape(n, -1).argmax(dim=1)
+    return (at // w).to(x.dtype).view(n, 1, 1), (at % w).to(x.dtype).view(n, 1, 1)
+
+
 def free_space_prior(x: Tensor, metres_per_pixel: float) -> Tensor:
     """Free-space gain ``[N, 1, H, W]`` on the dataset's scale, from the TX channel (``x[:, 1]``,
     one-hot) and 0 inside the buildings channel (``x[:, 0]``, soft under infills): the
     continuous form of :func:`genex.studies.radio.features.free_space_gain` (no 8-bit rounding)."""
     from genex.studies.radio.data import GAIN_DB_MAX, GAIN_DB_MIN, GAIN_FLOOR
 
-    n, _, h, w = x.shape
-    at = x[:, 1].reshape(n, -1).argmax(dim=1)
+    _, _, h, w = x.shape
+    tx_row, tx_col = _tx_position(x)
     rows = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1)
     cols = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w)
-    dist = torch.hypot(rows - (at // w).to(x.dtype).view(n, 1, 1),
-                       cols - (at % w).to(x.dtype).view(n, 1, 1)) * metres_per_pixel
+    dist = torch.hypot(rows - tx_row, cols - tx_col) * metres_per_pixel
     gain_db = GAIN_DB_MAX - 20.0 * torch.log10(dist.clamp_min(1.0))   # exponent 2, as free_space_gain
     grey = ((gain_db - GAIN_DB_MIN) / (GAIN_DB_MAX - GAIN_DB_MIN)).clamp(0.0, 1.0)
     scaled = (grey.clamp_min(GAIN_FLOOR) - GAIN_FLOOR) / (1.0 - GAIN_FLOOR)
@@ -129,9 +135,7 @@ def walls_crossed(x: Tensor, step: float = 0.5) -> Tensor:
     n, _, h, w = x.shape
     angles = 4 * max(h, w)
     radii = int(math.ceil(math.hypot(h, w) / step)) + 2
-    at = x[:, 1].reshape(n, -1).argmax(dim=1)
-    tx_row = (at // w).to(x.dtype).view(n, 1, 1)
-    tx_col = (at % w).to(x.dtype).view(n, 1, 1)
+    tx_row, tx_col = _tx_position(x)
     theta = torch.arange(angles, device=x.device, dtype=x.dtype).view(1, -1, 1) * (2 * math.pi / angles)
     radius = torch.arange(radii, device=x.device, dtype=x.dtype).view(1, 1, -1) * step
     to_grid_col, to_grid_row = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)   # pixels -> [-1, 1]

@@ -2,8 +2,9 @@
 
 Both are RadioWNet-style UNets trained with MSE on the scaled gain (RadioUNet's loss; optionally
 weighted towards shadows, :func:`loss_weights`, or on the departure from free space, target
-``free_space_residual``: neither taught the models shadows, benchmarks/results/radio_shadows.json;
-the default profile gives them line-of-sight maps instead, :class:`~genex.studies.radio.models.LineOfSight`),
+``free_space_residual``: neither alone taught the models shadows, benchmarks/results/radio_shadows.json;
+the default profile adds line-of-sight maps to the residual target,
+:class:`~genex.studies.radio.models.LineOfSight`),
 Adam and a step learning-rate schedule, in the pipeline's training loop
 (:func:`genex.pipeline.training.fit`): resume after a kill, epoch order from
 ``epoch_rng(seed, epoch)``, best model on validation RMSE. Φ's training measurements are
