@@ -175,3 +175,30 @@ def test_line_of_sight_training_stores_the_scale_and_reloads_the_same(features, 
     assert isinstance(net, LineOfSight)
     assert rmse(predict_split(net, "phi", valid, torch.device("cpu")), valid["gain"]) == pytest.approx(
         out["best_valid_rmse"], rel=1e-6)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_unmeasured_share_gives_that_share_of_training_maps_no_measurements(features, tmp_path,
+                                                                            monkeypatch, share):
+    import genex.studies.radio.train as tr
+
+    seen = []
+    real = tr.batch_inputs
+
+    def spy(model, split, idx, measured=None):
+        x = real(model, split, idx, measured)
+        if measured is not None:   # a training batch (validation keeps the split's own)
+            seen.append(x[:, 2].reshape(len(x), -1).any(axis=1))
+        return x
+
+    monkeypatch.setattr(tr, "batch_inputs", spy)
+    train_model("phi", features, {**TRAIN, "epochs": 2, "unmeasured_share": share}, 0,
+                torch.device("cpu"), tmp_path / "ck", tmp_path / "m.pt")
+    measured = np.concatenate(seen)
+    assert len(measured) >= 8
+    if share == 0.0:
+        assert measured.all()
+    elif share == 1.0:
+        assert not measured.any()
+    else:
+        assert 0 < measured.mean() < 1

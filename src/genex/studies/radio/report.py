@@ -51,7 +51,8 @@ def collect_metrics(features: Path, evaluation: Path, explain: Path, sanity: Pat
         models[name] = {"rmse": ev[name]["rmse"], "best_epoch": s["best_epoch"],
                         "valid_rmse": s["best_valid_rmse"], "epochs": len(s["history"]),
                         "line_of_sight": bool(s["params"].get("line_of_sight", False)),
-                        "target": s["params"].get("target", "gain")}
+                        "target": s["params"].get("target", "gain"),
+                        "unmeasured_share": float(s["params"].get("unmeasured_share", 0.0))}
     models["free_space"] = {"rmse": ev["free_space"]["rmse"]}
     metrics = {
         "setup": {"resolution": meta["resolution"], "metres_per_pixel": meta["metres_per_pixel"],
@@ -328,7 +329,10 @@ def write_section(out: Path, metrics_path: Path, features: Path, explain: Path, 
                "they are recomputed from the input, removing a building removes its shadow from them"
                if mod["phi"].get("line_of_sight") else "")
             + ("; they predict the gain's departure from free space, not the gain"
-               if mod["phi"].get("target") == "free_space_residual" else "") + ". "
+               if mod["phi"].get("target") == "free_space_residual" else "")
+            + (f". Φ saw no measurements on {mod['phi']['unmeasured_share']:.0%} of its training "
+               "maps: matching pursuit shows it maps with few or none, which RadioUNet's training "
+               "never does" if mod["phi"].get("unmeasured_share") else "") + ". "
             "Every building (connected component) and every measurement is one component; "
             "matching pursuit keeps, step by step, the component that most lowers the distortion "
             "of Φ's estimate in a region of interest (green), for two queries: *darken* (the "

@@ -8,7 +8,8 @@ the default profile adds line-of-sight maps to the residual target,
 Adam and a step learning-rate schedule, in the pipeline's training loop
 (:func:`genex.pipeline.training.fit`): resume after a kill, epoch order from
 ``epoch_rng(seed, epoch)``, best model on validation RMSE. Φ's training measurements are
-drawn afresh every epoch (from the same epoch generator), its validation measurements are
+drawn afresh every epoch (from the same epoch generator; a share ``unmeasured_share`` of the
+maps gets none, as matching pursuit shows Φ), its validation measurements are
 fixed by the features step. Mixed precision (bf16 autocast) is used on CUDA only; CPU runs
 stay in float32 and are deterministic.
 """
@@ -146,6 +147,7 @@ def train_model(model: str, features: Path, params: dict, seed: int, device: tor
     counts = tuple(meta["measurements"])  # as the test measurements
     batch = int(params["batch_size"])
     n = len(train["gain"])
+    unmeasured = float(params.get("unmeasured_share", 0.0))
 
     def batches(epoch: int):
         """The epoch's (inputs, target gain) batches; Φ's measurements drawn afresh per epoch."""
@@ -153,6 +155,9 @@ def train_model(model: str, features: Path, params: dict, seed: int, device: tor
         order = rng.permutation(n)
         # uint8 maps: the float inputs are built per batch (batch_inputs), not for the split
         measured = draw_measurements(train["complete"], train["tx"], counts, rng) if model == "phi" else None
+        if measured is not None and unmeasured:
+            # matching pursuit shows Φ maps with few or no measurements: let it have seen some
+            measured[rng.random(n) < unmeasured] = 0
         for idx in index_batches(order, batch):
             xb = torch.from_numpy(batch_inputs(model, train, idx, measured))
             yb = torch.from_numpy(train["gain"][idx]).unsqueeze(1)
