@@ -51,8 +51,9 @@ def collect_metrics(features: Path, evaluation: Path, explain: Path, sanity: Pat
         models[name] = {"rmse": ev[name]["rmse"], "best_epoch": s["best_epoch"],
                         "valid_rmse": s["best_valid_rmse"], "epochs": len(s["history"]),
                         "line_of_sight": bool(s["params"].get("line_of_sight", False)),
-                        "target": s["params"].get("target", "gain"),
-                        "unmeasured_share": float(s["params"].get("unmeasured_share", 0.0))}
+                        "target": s["params"].get("target", "gain")}
+        if name == "phi":   # Φ_gt has no measurements to leave out
+            models[name]["unmeasured_share"] = float(s["params"].get("unmeasured_share", 0.0))
     models["free_space"] = {"rmse": ev["free_space"]["rmse"]}
     metrics = {
         "setup": {"resolution": meta["resolution"], "metres_per_pixel": meta["metres_per_pixel"],
